@@ -6,6 +6,10 @@
 //! [`model`] evaluates a saved model; [`registry`] loads, validates and
 //! hot-swaps models; [`service`] is the gRPC API; [`startup`] wires a server.
 
+pub mod bench;
 pub mod dataset;
+pub mod features;
+pub mod model;
 pub mod objectives;
 pub mod space;
+pub mod train;

@@ -73,7 +73,9 @@ pub const ROBUSTNESS_FILE: &str = "nb201-robustness/zccombine_robustness_targets
 pub fn valid_nets_file(ds: Dataset) -> Option<&'static str> {
     match ds {
         Dataset::Cifar10 => Some("nb201-groundtruth/zccombine_nb201_cifar10_valid_nets.csv"),
-        Dataset::ImageNet16_120 => Some("nb201-groundtruth/zccombine_nb201_ImageNet16-120_valid_nets.csv"),
+        Dataset::ImageNet16_120 => {
+            Some("nb201-groundtruth/zccombine_nb201_ImageNet16-120_valid_nets.csv")
+        }
         Dataset::Cifar100 => None,
     }
 }
@@ -88,29 +90,58 @@ pub fn hardware_file(ds: Dataset) -> &'static str {
 
 /// HW-NAS-Bench columns: (column, unit, description).
 const HARDWARE_METRICS: [(&str, &str, &str); 10] = [
-    ("edgegpu_latency", "ms", "latency on an NVIDIA edge GPU (Jetson TX2)"),
-    ("edgegpu_energy", "mJ", "energy on an NVIDIA edge GPU (Jetson TX2)"),
+    (
+        "edgegpu_latency",
+        "ms",
+        "latency on an NVIDIA edge GPU (Jetson TX2)",
+    ),
+    (
+        "edgegpu_energy",
+        "mJ",
+        "energy on an NVIDIA edge GPU (Jetson TX2)",
+    ),
     ("raspi4_latency", "ms", "latency on a Raspberry Pi 4"),
     ("edgetpu_latency", "ms", "latency on a Google Edge TPU"),
     ("pixel3_latency", "ms", "latency on a Pixel 3 phone"),
     ("eyeriss_latency", "ms", "latency on the Eyeriss ASIC"),
     ("eyeriss_energy", "mJ", "energy on the Eyeriss ASIC"),
-    ("eyeriss_arithmetic_intensity", "FLOP/B", "arithmetic intensity on the Eyeriss ASIC"),
+    (
+        "eyeriss_arithmetic_intensity",
+        "FLOP/B",
+        "arithmetic intensity on the Eyeriss ASIC",
+    ),
     ("fpga_latency", "ms", "latency on an FPGA"),
     ("fpga_energy", "mJ", "energy on an FPGA"),
 ];
 
 /// Robustness attacks: (column prefix, ID prefix, description, strengths).
 const ATTACKS: [(&str, &str, &str, &[&str]); 4] = [
-    ("aa_apgd-ce", "apgd_ce", "AutoAttack APGD-CE", &["0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "8.0"]),
-    ("aa_square", "square", "AutoAttack Square", &["0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "8.0"]),
+    (
+        "aa_apgd-ce",
+        "apgd_ce",
+        "AutoAttack APGD-CE",
+        &["0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "8.0"],
+    ),
+    (
+        "aa_square",
+        "square",
+        "AutoAttack Square",
+        &["0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "8.0"],
+    ),
     (
         "fgsm",
         "fgsm",
         "FGSM",
-        &["0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0", "8.0", "255.0"],
+        &[
+            "0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0", "8.0", "255.0",
+        ],
     ),
-    ("pgd", "pgd", "PGD", &["0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "8.0"]),
+    (
+        "pgd",
+        "pgd",
+        "PGD",
+        &["0.1", "0.5", "1.0", "2.0", "3.0", "4.0", "8.0"],
+    ),
 ];
 
 /// Every objective nasperf knows, in a stable order.
@@ -132,7 +163,11 @@ pub fn catalogue() -> Vec<Objective> {
             kind,
             unit,
             fidelity,
-            missing_sentinel: if column == "edgetpu_latency" { Some(-1.0) } else { None },
+            missing_sentinel: if column == "edgetpu_latency" {
+                Some(-1.0)
+            } else {
+                None
+            },
             source: TableColumn {
                 file,
                 key_column,
@@ -149,35 +184,92 @@ pub fn catalogue() -> Vec<Objective> {
         (Cifar100, "cifar100_test_acc"),
         (ImageNet16_120, "imagenet16_120_test_acc"),
     ] {
-        push(ds, "test_acc_200ep", Accuracy, "%", "200 epochs", ACC_200EP_FILE, "arch_str", column,
-            format!("{ds} test accuracy after 200 epochs"));
+        push(
+            ds,
+            "test_acc_200ep",
+            Accuracy,
+            "%",
+            "200 epochs",
+            ACC_200EP_FILE,
+            "arch_str",
+            column,
+            format!("{ds} test accuracy after 200 epochs"),
+        );
     }
     for ds in [Cifar10, ImageNet16_120] {
         if let Some(file) = valid_nets_file(ds) {
-            push(ds, "val_acc_200ep", Accuracy, "%", "200 epochs", file, "net", "val_accs",
-                format!("{ds} validation accuracy after 200 epochs (NAS-Bench-Suite-Zero)"));
+            push(
+                ds,
+                "val_acc_200ep",
+                Accuracy,
+                "%",
+                "200 epochs",
+                file,
+                "net",
+                "val_accs",
+                format!("{ds} validation accuracy after 200 epochs (NAS-Bench-Suite-Zero)"),
+            );
         }
     }
-    for (ds, prefix) in [(Cifar10, "cifar10"), (Cifar100, "cifar100"), (ImageNet16_120, "imagenet")] {
+    for (ds, prefix) in [
+        (Cifar10, "cifar10"),
+        (Cifar100, "cifar100"),
+        (ImageNet16_120, "imagenet"),
+    ] {
         for (split, metric) in [("test", "test_acc_12ep"), ("val", "val_acc_12ep")] {
-            push(ds, metric, Accuracy, "%", "12 epochs", ACC_12EP_FILE, "cellstr", &format!("{prefix}-{split}"),
-                format!("{ds} {split} accuracy after 12 epochs (low fidelity)"));
+            push(
+                ds,
+                metric,
+                Accuracy,
+                "%",
+                "12 epochs",
+                ACC_12EP_FILE,
+                "cellstr",
+                &format!("{prefix}-{split}"),
+                format!("{ds} {split} accuracy after 12 epochs (low fidelity)"),
+            );
         }
     }
-    push(Cifar10, "train_time_12ep", Hardware, "s", "12 epochs", COST_12EP_FILE, "arch_str", "cost_12ep",
-        "CIFAR-10 training time of the 12-epoch schedule, as NAS-Bench-201 reports it".to_owned());
+    push(
+        Cifar10,
+        "train_time_12ep",
+        Hardware,
+        "s",
+        "12 epochs",
+        COST_12EP_FILE,
+        "arch_str",
+        "cost_12ep",
+        "CIFAR-10 training time of the 12-epoch schedule, as NAS-Bench-201 reports it".to_owned(),
+    );
     for ds in Dataset::ALL {
         for (column, unit, what) in HARDWARE_METRICS {
-            push(ds, column, Hardware, unit, "measured", hardware_file(ds), "net", column,
-                format!("{what}, {ds} network (HW-NAS-Bench)"));
+            push(
+                ds,
+                column,
+                Hardware,
+                unit,
+                "measured",
+                hardware_file(ds),
+                "net",
+                column,
+                format!("{what}, {ds} network (HW-NAS-Bench)"),
+            );
         }
     }
     for (prefix, id, name, strengths) in ATTACKS {
         for eps in strengths {
             let eps_id = eps.trim_end_matches(".0");
-            push(Cifar10, &format!("{id}_eps{eps_id}"), Robustness, "%", "200 epochs", ROBUSTNESS_FILE, "net",
+            push(
+                Cifar10,
+                &format!("{id}_eps{eps_id}"),
+                Robustness,
+                "%",
+                "200 epochs",
+                ROBUSTNESS_FILE,
+                "net",
                 &format!("{prefix}@Linf_eps-{eps}"),
-                format!("CIFAR-10 accuracy under {name}, L-inf eps {eps_id}/255"));
+                format!("CIFAR-10 accuracy under {name}, L-inf eps {eps_id}/255"),
+            );
         }
     }
     out
@@ -223,7 +315,12 @@ mod tests {
         let cat = catalogue();
         let ids: std::collections::BTreeSet<_> = cat.iter().map(|o| o.id.clone()).collect();
         assert_eq!(ids.len(), cat.len());
-        for id in ["cifar10/val_acc_200ep", "cifar10/pgd_eps1", "cifar10/edgegpu_latency", "cifar10/fgsm_eps0.5"] {
+        for id in [
+            "cifar10/val_acc_200ep",
+            "cifar10/pgd_eps1",
+            "cifar10/edgegpu_latency",
+            "cifar10/fgsm_eps0.5",
+        ] {
             assert!(ids.contains(id), "{id}");
         }
         // 3 + 2 + 6 accuracies, 1 + 30 hardware, 32 robustness.

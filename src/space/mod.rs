@@ -37,6 +37,16 @@ pub trait SearchSpace: Send + Sync + 'static {
 
     /// Parses an encoding as a client sends it.
     fn parse(&self, encoding: &str) -> Result<ParsedArch, ArchError>;
+
+    /// A valid encoding of a typical architecture, used to check that a
+    /// newly loaded model predicts a finite value before it may serve.
+    fn probe_encoding(&self) -> String;
+}
+
+impl std::fmt::Debug for dyn SearchSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The search spaces this build knows, by name.

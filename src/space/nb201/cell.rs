@@ -191,7 +191,12 @@ impl Cell {
             .trim()
             .strip_prefix('(')
             .and_then(|t| t.strip_suffix(')'))
-            .ok_or_else(|| ArchError(format!("expected a tuple '(a, b, ...)', got {:?}", truncate(s))))?;
+            .ok_or_else(|| {
+                ArchError(format!(
+                    "expected a tuple '(a, b, ...)', got {:?}",
+                    truncate(s)
+                ))
+            })?;
         let codes: Vec<&str> = inner.split(',').map(str::trim).collect();
         if codes.len() != EDGES.len() {
             return Err(ArchError(format!(
@@ -206,7 +211,10 @@ impl Cell {
                 .ok()
                 .and_then(Op::from_naslib_code)
                 .ok_or_else(|| {
-                    ArchError(format!("NASLib op code {:?} at position {pos} is not 0..=4", truncate(code)))
+                    ArchError(format!(
+                        "NASLib op code {:?} at position {pos} is not 0..=4",
+                        truncate(code)
+                    ))
                 })?;
             ops[NASLIB_TO_STRING_ORDER[pos]] = op;
         }
@@ -242,7 +250,10 @@ impl Cell {
 
     /// Six NB201 op codes in string order.
     pub fn to_op_codes(&self) -> String {
-        self.0.iter().map(|&op| char::from(b'0' + op as u8)).collect()
+        self.0
+            .iter()
+            .map(|&op| char::from(b'0' + op as u8))
+            .collect()
     }
 
     /// NASLib's tuple, as the benchmark tables write it.
@@ -339,8 +350,7 @@ fn truncate(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str =
-        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|";
+    const EXAMPLE: &str = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|";
 
     #[test]
     fn encodings_agree_on_the_provenance_example() {
@@ -349,7 +359,10 @@ mod tests {
         assert_eq!(cell.to_op_codes(), "421211");
         assert_eq!(cell.to_naslib_tuple(), "(4, 3, 3, 0, 0, 0)");
         assert_eq!(Cell::parse("421211").unwrap(), cell);
-        assert_eq!(Cell::parse_naslib_tuple("(4, 3, 3, 0, 0, 0)").unwrap(), cell);
+        assert_eq!(
+            Cell::parse_naslib_tuple("(4, 3, 3, 0, 0, 0)").unwrap(),
+            cell
+        );
         assert_eq!(cell.to_arch_string(), EXAMPLE);
     }
 
@@ -361,7 +374,10 @@ mod tests {
             count += 1;
             assert_eq!(Cell::parse(&cell.to_arch_string()).unwrap(), cell);
             assert_eq!(Cell::parse(&cell.to_op_codes()).unwrap(), cell);
-            assert_eq!(Cell::parse_naslib_tuple(&cell.to_naslib_tuple()).unwrap(), cell);
+            assert_eq!(
+                Cell::parse_naslib_tuple(&cell.to_naslib_tuple()).unwrap(),
+                cell
+            );
             let c = cell.canonical();
             assert_eq!(c.canonical(), c, "canonical form is a fixed point");
             canonical.insert(c);
@@ -377,16 +393,27 @@ mod tests {
         let cell = Cell::parse("033110").unwrap();
         assert_eq!(cell.canonical().to_op_codes(), "000100");
         // Everything `none` into the output: nothing is live.
-        assert_eq!(Cell::parse("333000").unwrap().canonical().to_op_codes(), "000000");
+        assert_eq!(
+            Cell::parse("333000").unwrap().canonical().to_op_codes(),
+            "000000"
+        );
     }
 
     #[test]
     fn malformed_encodings_say_what_is_wrong() {
         let err = |s: &str| Cell::parse(s).unwrap_err().0;
         assert!(err("|nor_conv_3x3~0|+|none~0|").contains("expected 3 nodes"));
-        assert!(err("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|").contains("unknown op \"conv\""));
-        assert!(err("|none~0|+|none~0|+|none~0|none~1|none~2|").contains("node 2 must have 2 incoming edges"));
-        assert!(err("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|").contains("must read from node 0"));
+        assert!(
+            err("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|").contains("unknown op \"conv\"")
+        );
+        assert!(
+            err("|none~0|+|none~0|+|none~0|none~1|none~2|")
+                .contains("node 2 must have 2 incoming edges")
+        );
+        assert!(
+            err("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|")
+                .contains("must read from node 0")
+        );
         assert!(err("30412").contains("expected 6 op codes"));
         assert!(err("304129").contains("op code '9' at position 5"));
         assert!(err("resnet").contains("expected an NB201 arch string"));

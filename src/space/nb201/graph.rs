@@ -11,7 +11,12 @@
 use super::cell::{Cell, EDGES, NODES, Op};
 
 /// The operations that can be in a subset (`none` is the absence of an edge).
-pub const SUBSET_OPS: [Op; 4] = [Op::SkipConnect, Op::NorConv1x1, Op::NorConv3x3, Op::AvgPool3x3];
+pub const SUBSET_OPS: [Op; 4] = [
+    Op::SkipConnect,
+    Op::NorConv1x1,
+    Op::NorConv3x3,
+    Op::AvgPool3x3,
+];
 /// The number of non-empty subsets of [`SUBSET_OPS`].
 pub const SUBSETS: usize = (1 << SUBSET_OPS.len()) - 1;
 /// Features per subset, in [`subset_feature_names`] order.
@@ -77,7 +82,11 @@ pub fn push_subset_features(cell: &Cell, out: &mut Vec<f64>) {
             }
         }
         let out_node = NODES - 1;
-        let min_path = if shortest[out_node] == u32::MAX { 0 } else { shortest[out_node] };
+        let min_path = if shortest[out_node] == u32::MAX {
+            0
+        } else {
+            shortest[out_node]
+        };
         out.push(f64::from(min_path));
         out.push(f64::from(longest[out_node].unwrap_or(0)));
         out.push(f64::from(input_out));
@@ -113,7 +122,10 @@ mod tests {
         assert_eq!(get(cell, "graph.min_path.avgpool"), 0.0, "no path");
         assert_eq!(get(cell, "graph.max_path.conv1x1+conv3x3+avgpool"), 3.0);
         assert_eq!(get(cell, "graph.min_path.conv1x1+conv3x3+avgpool"), 2.0);
-        assert_eq!(get(cell, "graph.input_out_degree.skip+conv1x1+conv3x3+avgpool"), 3.0);
+        assert_eq!(
+            get(cell, "graph.input_out_degree.skip+conv1x1+conv3x3+avgpool"),
+            3.0
+        );
         assert_eq!(get(cell, "graph.output_in_degree.conv3x3"), 1.0);
         assert_eq!(subset_feature_names().len(), SUBSETS * FEATURES_PER_SUBSET);
         assert_eq!(features(cell).len(), SUBSETS * FEATURES_PER_SUBSET);

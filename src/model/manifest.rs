@@ -1,0 +1,46 @@
+//! The manifest stored beside every model.
+
+use serde::{Deserialize, Serialize};
+
+/// Quality on rows the model never trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldoutMetrics {
+    pub rows: u64,
+    pub kendall_tau: f64,
+    pub spearman_rho: f64,
+    pub rmse: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The format of this file; bumped on incompatible changes.
+    pub format: u32,
+    pub objective: String,
+    pub search_space: String,
+    pub dataset: String,
+    pub unit: String,
+    /// Unique and sortable by creation: `<UTC time>-<model hash prefix>`.
+    pub version: String,
+    /// The exact ordered feature names the model was trained on.
+    pub feature_names: Vec<String>,
+    pub training_rows: u64,
+    pub heldout: HeldoutMetrics,
+    /// RFC 3339.
+    pub created_at: String,
+    /// SHA-256 of the training rows (features and targets), hex.
+    pub training_data_sha256: String,
+    /// SHA-256 of the model text, hex.
+    pub model_sha256: String,
+    /// What trained the model, with its parameters, for reproducibility.
+    pub trainer: serde_json::Value,
+}
+
+pub const MANIFEST_FORMAT: u32 = 1;
+
+impl Manifest {
+    /// The model text's file name, beside the manifest.
+    pub fn model_file_name(&self) -> String {
+        let metric = self.objective.rsplit('/').next().unwrap_or(&self.objective);
+        format!("{metric}.model.txt")
+    }
+}

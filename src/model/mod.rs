@@ -1,0 +1,168 @@
+//! A served model: LightGBM model text plus a manifest, checked against each
+//! other and against the server's feature names before it may serve.
+//!
+//! On disk (the model-directory format): `<dir>/<dataset>/<metric>.model.txt`
+//! and `<dir>/<dataset>/<metric>.manifest.json`. The manifest carries the
+//! SHA-256 of the model text, so a reader that sees a new manifest before
+//! the new model text (or the reverse) refuses the pair instead of serving a
+//! mismatched model.
+
+pub mod forest;
+pub mod manifest;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use sha2::{Digest, Sha256};
+
+pub use self::{
+    forest::Forest,
+    manifest::{HeldoutMetrics, Manifest},
+};
+use crate::{
+    dataset::Dataset,
+    features::{FeatureMap, ProxyValues},
+    space::{SearchSpace, SearchSpaces},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid manifest: {source}")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A validated model, ready to serve. Immutable; shared through `Arc`.
+#[derive(Debug)]
+pub struct Model {
+    pub manifest: Manifest,
+    pub dataset: Dataset,
+    pub space: Arc<dyn SearchSpace>,
+    forest: Forest,
+    features: FeatureMap,
+}
+
+/// The paths of an objective's files under a model directory.
+pub fn model_paths(dir: &Path, objective: &str) -> (PathBuf, PathBuf) {
+    let base = dir.join(objective);
+    let mut model = base.clone().into_os_string();
+    model.push(".model.txt");
+    let mut manifest = base.into_os_string();
+    manifest.push(".manifest.json");
+    (PathBuf::from(model), PathBuf::from(manifest))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Model {
+    /// Reads a manifest and the model text it names, and validates both.
+    pub fn load(
+        manifest_path: &Path,
+        spaces: &SearchSpaces,
+    ) -> Result<(Manifest, Model), (Option<Manifest>, ModelError)> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ModelError::Io { path, source }
+        };
+        let text =
+            std::fs::read_to_string(manifest_path).map_err(|e| (None, io(manifest_path)(e)))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|source| {
+            (
+                None,
+                ModelError::Manifest {
+                    path: manifest_path.to_owned(),
+                    source,
+                },
+            )
+        })?;
+        let model_path = manifest_path.with_file_name(manifest.model_file_name());
+        let model_text = std::fs::read_to_string(&model_path)
+            .map_err(|e| (Some(manifest.clone()), io(&model_path)(e)))?;
+        match Model::from_parts(manifest.clone(), &model_text, spaces) {
+            Ok(model) => Ok((manifest, model)),
+            Err(e) => Err((Some(manifest), e)),
+        }
+    }
+
+    /// Validates a manifest against model text: the hash matches, the text
+    /// parses, the feature names agree and are known, and a probe row
+    /// predicts a finite value.
+    pub fn from_parts(
+        manifest: Manifest,
+        model_text: &str,
+        spaces: &SearchSpaces,
+    ) -> Result<Model, ModelError> {
+        let label = format!("model {} {}", manifest.objective, manifest.version);
+        let invalid = |m: String| ModelError::Invalid(format!("{label}: {m}"));
+        let actual = sha256_hex(model_text.as_bytes());
+        if actual != manifest.model_sha256 {
+            return Err(invalid(format!(
+                "model text has SHA-256 {actual}, the manifest expects {} (a partial write, or a mismatched pair)",
+                manifest.model_sha256
+            )));
+        }
+        let dataset = Dataset::from_name(&manifest.dataset)
+            .ok_or_else(|| invalid(format!("unknown dataset {:?}", manifest.dataset)))?;
+        let space = spaces
+            .get(&manifest.search_space)
+            .cloned()
+            .ok_or_else(|| invalid(format!("unknown search space {:?}", manifest.search_space)))?;
+        let forest = Forest::parse(model_text).map_err(|e| invalid(e.to_string()))?;
+        if forest.feature_names() != manifest.feature_names.as_slice() {
+            return Err(invalid(
+                "the model text and the manifest list different features".to_owned(),
+            ));
+        }
+        let features = FeatureMap::resolve(space.as_ref(), &manifest.feature_names)
+            .map_err(|e| invalid(e.to_string()))?;
+        let model = Model {
+            manifest,
+            dataset,
+            space,
+            forest,
+            features,
+        };
+        let probe = model
+            .space
+            .parse(&model.space.probe_encoding())
+            .map_err(|e| invalid(e.to_string()))?;
+        let value = model.predict(&probe.features, None, &mut Vec::new());
+        if !value.is_finite() {
+            return Err(invalid(format!("predicts {value} on the probe row")));
+        }
+        Ok(model)
+    }
+
+    /// Predicts one candidate. `proxies` is `None` when the candidate's
+    /// proxies were not computed on this model's dataset. `row` is scratch
+    /// space, reused across calls to avoid allocating per prediction.
+    pub fn predict(
+        &self,
+        space_features: &[f64],
+        proxies: Option<&ProxyValues>,
+        row: &mut Vec<f64>,
+    ) -> f64 {
+        row.clear();
+        self.features.push_row(space_features, proxies, row);
+        self.forest.predict(row)
+    }
+
+    pub fn feature_map(&self) -> &FeatureMap {
+        &self.features
+    }
+}

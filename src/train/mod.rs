@@ -1,0 +1,390 @@
+//! Training LightGBM regressors from benchmark tables.
+//!
+//! LightGBM's `Booster` is neither `Send` nor `Sync`: every booster is
+//! created, trained, saved to text and dropped on the one thread that runs
+//! [`fit`]. Only the model text leaves that thread; serving parses it into
+//! our own evaluator ([`crate::model::Forest`]).
+
+pub mod metrics;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    bench::{self, BenchError, Measurement},
+    dataset::Dataset,
+    features::{FeatureMap, ProxyValues, proxy_feature_names},
+    model::{HeldoutMetrics, Manifest, manifest::MANIFEST_FORMAT, model_paths, sha256_hex},
+    objectives::{Objective, ObjectiveKind},
+    space::{
+        SearchSpace,
+        nb201::{Nb201, cell::Cell},
+    },
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+    #[error("LightGBM: {0}")]
+    LightGbm(#[from] lightgbm3::Error),
+    #[error("{objective}: {message}")]
+    Data { objective: String, message: String },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// LightGBM settings. The defaults are tuned for the NB201 tables: a slower
+/// learning rate with more trees and small leaves generalise better than
+/// LightGBM's defaults from a few hundred to a few thousand rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    pub num_iterations: u32,
+    pub learning_rate: f64,
+    pub num_leaves: u32,
+    pub min_data_in_leaf: u32,
+    pub feature_fraction: f64,
+    pub lambda_l2: f64,
+    pub seed: u64,
+    /// Share of rows held out for the manifest's quality figures.
+    pub holdout_fraction: f64,
+    /// Feed the objective's dataset's zero-cost proxies where the tables
+    /// have them.
+    pub use_proxies: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            num_iterations: 600,
+            learning_rate: 0.04,
+            num_leaves: 31,
+            min_data_in_leaf: 5,
+            feature_fraction: 0.7,
+            lambda_l2: 1.0,
+            seed: 42,
+            holdout_fraction: 0.2,
+            use_proxies: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    fn lightgbm_params(&self) -> serde_json::Value {
+        json!({
+            "objective": "regression",
+            "num_iterations": self.num_iterations,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "feature_fraction": self.feature_fraction,
+            "lambda_l2": self.lambda_l2,
+            "seed": self.seed,
+            "deterministic": true,
+            "num_threads": 1,
+            "verbosity": -1,
+        })
+    }
+}
+
+/// Rows ready for LightGBM.
+#[derive(Debug, Clone)]
+pub struct TrainingSet {
+    pub feature_names: Vec<String>,
+    /// Row-major, `feature_names.len()` values per row.
+    pub rows: Vec<f64>,
+    pub targets: Vec<f64>,
+    /// The cell each row stands for (canonical for canonical objectives).
+    pub cells: Vec<Cell>,
+}
+
+impl TrainingSet {
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        let w = self.feature_names.len();
+        &self.rows[i * w..(i + 1) * w]
+    }
+
+    fn subset(&self, idx: &[usize]) -> (Vec<f64>, Vec<f64>) {
+        let mut rows = Vec::with_capacity(idx.len() * self.feature_names.len());
+        let mut targets = Vec::with_capacity(idx.len());
+        for &i in idx {
+            rows.extend_from_slice(self.row(i));
+            targets.push(self.targets[i]);
+        }
+        (rows, targets)
+    }
+
+    /// SHA-256 over names, rows and targets.
+    pub fn sha256(&self) -> String {
+        let mut h = Sha256::new();
+        for n in &self.feature_names {
+            h.update(n.as_bytes());
+            h.update([0]);
+        }
+        for v in self.rows.iter().chain(&self.targets) {
+            h.update(v.to_le_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// Which features a model of `objective` is fed.
+///
+/// Every model gets the canonical view of the architecture (op counts,
+/// graph features, its dataset's parameter count and FLOPs). Hardware models
+/// also get the cell as sent, since a dead operation still runs on the
+/// device; they get no proxies, because the tables hold proxies only for
+/// canonical networks and cost is a function of the cell. Accuracy and
+/// robustness models get their own dataset's proxies when `with_proxies`.
+pub fn feature_names_for(objective: &Objective, space: &Nb201, with_proxies: bool) -> Vec<String> {
+    let ds = objective.dataset.name();
+    let own_costs = [format!("params_m.{ds}"), format!("flops_m.{ds}")];
+    let sent_costs = [format!("params_m_sent.{ds}"), format!("flops_m_sent.{ds}")];
+    let mut names: Vec<String> = space
+        .feature_names()
+        .iter()
+        .filter(|n| {
+            n.starts_with("ops.")
+                || n.starts_with("graph.")
+                || own_costs.contains(n)
+                || (objective.kind == ObjectiveKind::Hardware
+                    && (n.starts_with("ops_sent.") || sent_costs.contains(n)))
+        })
+        .cloned()
+        .collect();
+    if with_proxies && objective.kind != ObjectiveKind::Hardware {
+        names.extend(proxy_feature_names());
+    }
+    names
+}
+
+/// Forms training rows: one per canonical network (measurements averaged)
+/// for accuracy and robustness, one per cell for hardware objectives.
+pub fn build_training_set(
+    objective: &Objective,
+    measurements: &[Measurement],
+    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    space: &Nb201,
+) -> Result<TrainingSet, TrainError> {
+    let feature_names = feature_names_for(objective, space, proxies.is_some());
+    let map = FeatureMap::resolve(space, &feature_names).map_err(|e| TrainError::Data {
+        objective: objective.id.clone(),
+        message: e.to_string(),
+    })?;
+    // Deterministic order: BTreeMap by cell.
+    let mut groups: BTreeMap<Cell, (f64, u32)> = BTreeMap::new();
+    for m in measurements {
+        let key = if objective.kind.depends_on_canonical_cell() {
+            m.cell.canonical()
+        } else {
+            m.cell
+        };
+        let e = groups.entry(key).or_insert((0.0, 0));
+        e.0 += m.value;
+        e.1 += 1;
+    }
+    let mut set = TrainingSet {
+        feature_names,
+        rows: Vec::with_capacity(groups.len() * map.len()),
+        targets: Vec::with_capacity(groups.len()),
+        cells: Vec::with_capacity(groups.len()),
+    };
+    for (cell, (sum, n)) in groups {
+        let features = space.features(&cell);
+        // Proxy tables are keyed by canonical network.
+        let p = proxies.map(|p| {
+            p.get(&cell.canonical())
+                .copied()
+                .unwrap_or(ProxyValues::MISSING)
+        });
+        map.push_row(&features, p.as_ref(), &mut set.rows);
+        set.targets.push(sum / f64::from(n));
+        set.cells.push(cell);
+    }
+    Ok(set)
+}
+
+/// A small, seedable generator (SplitMix64) so splits are reproducible
+/// across platforms and releases without a dependency.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A random permutation of `0..n` (Fisher-Yates).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            idx.swap(i, j);
+        }
+        idx
+    }
+}
+
+/// Trains on the rows `train` of `set` and returns LightGBM's model text.
+pub fn fit(set: &TrainingSet, train: &[usize], config: &TrainConfig) -> Result<String, TrainError> {
+    let (rows, targets) = set.subset(train);
+    let labels: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
+    let width = i32::try_from(set.feature_names.len()).map_err(|_| TrainError::Data {
+        objective: String::new(),
+        message: "too many features".to_owned(),
+    })?;
+    let mut dataset = lightgbm3::Dataset::from_slice(&rows, &labels, width, true)?;
+    dataset.set_feature_names(&set.feature_names)?;
+    let booster = lightgbm3::Booster::train(dataset, &config.lightgbm_params())?;
+    Ok(booster.save_string()?)
+}
+
+/// Held-out metrics of `forest` on the rows `test` of `set`.
+pub fn evaluate(
+    forest: &crate::model::Forest,
+    set: &TrainingSet,
+    test: &[usize],
+) -> HeldoutMetrics {
+    let pred: Vec<f64> = test.iter().map(|&i| forest.predict(set.row(i))).collect();
+    let truth: Vec<f64> = test.iter().map(|&i| set.targets[i]).collect();
+    HeldoutMetrics {
+        rows: test.len() as u64,
+        kendall_tau: metrics::kendall_tau_b(&pred, &truth),
+        spearman_rho: metrics::spearman_rho(&pred, &truth),
+        rmse: metrics::rmse(&pred, &truth),
+    }
+}
+
+/// A trained model, ready to be written.
+#[derive(Debug, Clone)]
+pub struct TrainedModel {
+    pub manifest: Manifest,
+    pub model_text: String,
+}
+
+/// Trains one objective from the tables under `bench_dir`, holding out
+/// `config.holdout_fraction` of the rows for the manifest's metrics.
+pub fn train_objective(
+    bench_dir: &Path,
+    objective: &Objective,
+    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    config: &TrainConfig,
+) -> Result<TrainedModel, TrainError> {
+    let space = Nb201::new();
+    let measurements = bench::load_objective(bench_dir, objective)?;
+    let proxies = if config.use_proxies { proxies } else { None };
+    let set = build_training_set(objective, &measurements, proxies, &space)?;
+    let data_err = |message: String| TrainError::Data {
+        objective: objective.id.clone(),
+        message,
+    };
+    if set.len() < 20 {
+        return Err(data_err(format!(
+            "only {} rows; at least 20 are needed to train and hold out",
+            set.len()
+        )));
+    }
+    let order = SplitMix64(config.seed).permutation(set.len());
+    let n_test =
+        ((set.len() as f64 * config.holdout_fraction).round() as usize).clamp(1, set.len() - 1);
+    let (test, train) = order.split_at(n_test);
+    let model_text = fit(&set, train, config)?;
+    let forest = crate::model::Forest::parse(&model_text).map_err(|e| data_err(e.to_string()))?;
+    let heldout = evaluate(&forest, &set, test);
+    let model_sha256 = sha256_hex(model_text.as_bytes());
+    let now = std::time::SystemTime::now();
+    let created_at = humantime::format_rfc3339_seconds(now).to_string();
+    let version = format!(
+        "{}-{}",
+        created_at.replace(['-', ':'], ""),
+        &model_sha256[..8]
+    );
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        objective: objective.id.clone(),
+        search_space: objective.search_space.to_owned(),
+        dataset: objective.dataset.name().to_owned(),
+        unit: objective.unit.to_owned(),
+        version,
+        feature_names: set.feature_names.clone(),
+        training_rows: train.len() as u64,
+        heldout,
+        created_at,
+        training_data_sha256: set.sha256(),
+        model_sha256,
+        trainer: json!({
+            "library": "LightGBM (lightgbm3 crate)",
+            "params": config.lightgbm_params(),
+            "holdout_fraction": config.holdout_fraction,
+            "source": format!("{}:{}", objective.source.file, objective.source.column),
+        }),
+    };
+    Ok(TrainedModel {
+        manifest,
+        model_text,
+    })
+}
+
+/// Writes a model pair so that a concurrent reader never sees a torn file:
+/// each file is written to a temporary name and renamed into place, model
+/// text first; the manifest's hash check rejects the moment in between.
+pub fn write_model(dir: &Path, model: &TrainedModel) -> Result<(), TrainError> {
+    let (model_path, manifest_path) = model_paths(dir, &model.manifest.objective);
+    let manifest_text =
+        serde_json::to_string_pretty(&model.manifest).map_err(|e| TrainError::Data {
+            objective: model.manifest.objective.clone(),
+            message: e.to_string(),
+        })?;
+    write_atomic(&model_path, model.model_text.as_bytes())?;
+    write_atomic(&manifest_path, manifest_text.as_bytes())?;
+    Ok(())
+}
+
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let wrap = |source| TrainError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(wrap)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes).map_err(wrap)?;
+    std::fs::rename(&tmp, path).map_err(wrap)?;
+    Ok(())
+}
+
+/// Loads every dataset's proxies once.
+pub fn load_all_proxies(
+    bench_dir: &Path,
+) -> Result<HashMap<Dataset, HashMap<Cell, ProxyValues>>, TrainError> {
+    let mut out = HashMap::new();
+    for ds in Dataset::ALL {
+        if let Some(p) = bench::load_proxies(bench_dir, ds)? {
+            out.insert(ds, p);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,106 @@
+//! Prediction quality on the real NB201 tables, and our tree evaluator
+//! against LightGBM's own predict.
+
+mod common;
+
+use nasperf::{
+    bench,
+    dataset::Dataset,
+    model::Forest,
+    objectives::catalogue,
+    space::nb201::{Nb201, cell::Cell},
+    train::{self, SplitMix64, TrainConfig, build_training_set, fit, metrics::kendall_tau_b},
+};
+
+fn objective(id: &str) -> nasperf::objectives::Objective {
+    catalogue()
+        .into_iter()
+        .find(|o| o.id == id)
+        .expect("objective in catalogue")
+}
+
+/// Trains on `n_train` random rows and returns tau-b on all the others.
+fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> f64 {
+    let order = SplitMix64(seed).permutation(set.len());
+    let (train_idx, test_idx) = order.split_at(n_train);
+    let text = fit(set, train_idx, &TrainConfig::default()).expect("training succeeds");
+    let forest = Forest::parse(&text).expect("our evaluator reads LightGBM's text");
+    let pred: Vec<f64> = test_idx
+        .iter()
+        .map(|&i| forest.predict(set.row(i)))
+        .collect();
+    let truth: Vec<f64> = test_idx.iter().map(|&i| set.targets[i]).collect();
+    kendall_tau_b(&pred, &truth)
+}
+
+#[test]
+fn cifar10_val_acc_from_1024_networks_ranks_the_rest() {
+    let dir = common::benchdata();
+    let space = Nb201::new();
+    let obj = objective("cifar10/val_acc_200ep");
+    let measurements = bench::load_objective(&dir, &obj).unwrap();
+    let proxies = bench::load_proxies(&dir, Dataset::Cifar10)
+        .unwrap()
+        .unwrap();
+
+    let with_proxies = build_training_set(&obj, &measurements, Some(&proxies), &space).unwrap();
+    assert_eq!(with_proxies.len(), 9_445, "one row per canonical network");
+    let graph_only = build_training_set(&obj, &measurements, None, &space).unwrap();
+
+    let tau_proxies = tau_on_rest(&with_proxies, 1024, 1);
+    let tau_graph = tau_on_rest(&graph_only, 1024, 1);
+    println!(
+        "cifar10/val_acc_200ep, N=1024: tau-b {tau_proxies:.4} with proxies, {tau_graph:.4} graph only"
+    );
+    assert!(tau_proxies >= 0.80, "tau-b with proxies {tau_proxies}");
+    assert!(
+        tau_graph >= 0.75,
+        "tau-b from graph features alone {tau_graph}"
+    );
+}
+
+#[test]
+fn our_evaluator_equals_lightgbm_on_every_cell() {
+    let dir = common::benchdata();
+    let space = Nb201::new();
+    // A hardware objective: every one of the 15,625 cells is its own row.
+    let obj = objective("cifar10/edgegpu_latency");
+    let measurements = bench::load_objective(&dir, &obj).unwrap();
+    let set = build_training_set(&obj, &measurements, None, &space).unwrap();
+    assert_eq!(set.len(), 15_625);
+    let train_idx: Vec<usize> = (0..set.len()).step_by(3).collect();
+    let config = TrainConfig {
+        num_iterations: 200,
+        ..TrainConfig::default()
+    };
+    let text = fit(&set, &train_idx, &config).unwrap();
+    let forest = Forest::parse(&text).unwrap();
+    let booster = lightgbm3::Booster::from_string(&text).unwrap();
+
+    // Every cell, plus rows with missing values to exercise default branches.
+    let width = set.feature_names.len();
+    let mut rows: Vec<f64> = Cell::all()
+        .flat_map(|c| {
+            let f = space.features(&c);
+            let map = nasperf::features::FeatureMap::resolve(&space, &set.feature_names).unwrap();
+            let mut row = Vec::with_capacity(width);
+            map.push_row(&f, None, &mut row);
+            row
+        })
+        .collect();
+    let mut nan_row = rows[..width].to_vec();
+    for v in nan_row.iter_mut().step_by(2) {
+        *v = f64::NAN;
+    }
+    rows.extend(nan_row);
+    let theirs = booster.predict(&rows, width as i32, true).unwrap();
+    for (i, row) in rows.chunks(width).enumerate() {
+        let ours = forest.predict(row);
+        let rel = (ours - theirs[i]).abs() / theirs[i].abs().max(1e-12);
+        assert!(
+            rel <= 1e-9,
+            "row {i}: ours {ours} vs LightGBM {}",
+            theirs[i]
+        );
+    }
+}
