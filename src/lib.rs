@@ -7,9 +7,17 @@
 //! hot-swaps models; [`service`] is the gRPC API; [`startup`] wires a server.
 
 pub mod bench;
+pub mod cli;
+pub mod commands;
 pub mod dataset;
 pub mod features;
 pub mod model;
 pub mod objectives;
+pub mod predict;
+pub mod proto;
+pub mod registry;
+pub mod service;
 pub mod space;
+pub mod startup;
+pub mod telemetry;
 pub mod train;

@@ -19,18 +19,34 @@ fn objective(id: &str) -> nasperf::objectives::Objective {
         .expect("objective in catalogue")
 }
 
-/// Trains on `n_train` random rows and returns tau-b on all the others.
-fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> f64 {
+/// Trains on `n_train` random rows and returns tau-b on all the others,
+/// as sent and with every proxy column blanked (a worker without proxies).
+fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> (f64, f64) {
     let order = SplitMix64(seed).permutation(set.len());
     let (train_idx, test_idx) = order.split_at(n_train);
     let text = fit(set, train_idx, &TrainConfig::default()).expect("training succeeds");
     let forest = Forest::parse(&text).expect("our evaluator reads LightGBM's text");
+    let truth: Vec<f64> = test_idx.iter().map(|&i| set.targets[i]).collect();
     let pred: Vec<f64> = test_idx
         .iter()
         .map(|&i| forest.predict(set.row(i)))
         .collect();
-    let truth: Vec<f64> = test_idx.iter().map(|&i| set.targets[i]).collect();
-    kendall_tau_b(&pred, &truth)
+    let blanked: Vec<f64> = test_idx
+        .iter()
+        .map(|&i| {
+            let row: Vec<f64> = set
+                .row(i)
+                .iter()
+                .zip(&set.feature_names)
+                .map(|(&v, name)| if name.starts_with("zc.") { f64::NAN } else { v })
+                .collect();
+            forest.predict(&row)
+        })
+        .collect();
+    (
+        kendall_tau_b(&pred, &truth),
+        kendall_tau_b(&blanked, &truth),
+    )
 }
 
 #[test]
@@ -47,15 +63,21 @@ fn cifar10_val_acc_from_1024_networks_ranks_the_rest() {
     assert_eq!(with_proxies.len(), 9_445, "one row per canonical network");
     let graph_only = build_training_set(&obj, &measurements, None, &space).unwrap();
 
-    let tau_proxies = tau_on_rest(&with_proxies, 1024, 1);
-    let tau_graph = tau_on_rest(&graph_only, 1024, 1);
+    let (tau_proxies, tau_proxies_unsent) = tau_on_rest(&with_proxies, 1024, 1);
+    let (tau_graph, _) = tau_on_rest(&graph_only, 1024, 1);
     println!(
-        "cifar10/val_acc_200ep, N=1024: tau-b {tau_proxies:.4} with proxies, {tau_graph:.4} graph only"
+        "cifar10/val_acc_200ep, N=1024: tau-b {tau_proxies:.4} with proxies, {tau_graph:.4} graph only, \
+         {tau_proxies_unsent:.4} from the proxy model when a worker sends no proxies"
     );
     assert!(tau_proxies >= 0.80, "tau-b with proxies {tau_proxies}");
     assert!(
         tau_graph >= 0.75,
         "tau-b from graph features alone {tau_graph}"
+    );
+    // A model trained with proxies still ranks candidates sent without them.
+    assert!(
+        tau_proxies_unsent >= 0.75,
+        "tau-b of the proxy model without proxies {tau_proxies_unsent}"
     );
 }
 

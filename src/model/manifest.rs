@@ -31,6 +31,8 @@ pub struct Manifest {
     pub training_data_sha256: String,
     /// SHA-256 of the model text, hex.
     pub model_sha256: String,
+    /// The model text's file name, in the manifest's directory.
+    pub model_file: String,
     /// What trained the model, with its parameters, for reproducibility.
     pub trainer: serde_json::Value,
 }
@@ -38,9 +40,11 @@ pub struct Manifest {
 pub const MANIFEST_FORMAT: u32 = 1;
 
 impl Manifest {
-    /// The model text's file name, beside the manifest.
-    pub fn model_file_name(&self) -> String {
+    /// The content-addressed file name for model text with this manifest's
+    /// objective and hash.
+    pub fn content_addressed_file_name(&self) -> String {
         let metric = self.objective.rsplit('/').next().unwrap_or(&self.objective);
-        format!("{metric}.model.txt")
+        let prefix = self.model_sha256.get(..12).unwrap_or(&self.model_sha256);
+        format!("{metric}.{prefix}.model.txt")
     }
 }

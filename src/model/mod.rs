@@ -1,11 +1,12 @@
 //! A served model: LightGBM model text plus a manifest, checked against each
 //! other and against the server's feature names before it may serve.
 //!
-//! On disk (the model-directory format): `<dir>/<dataset>/<metric>.model.txt`
-//! and `<dir>/<dataset>/<metric>.manifest.json`. The manifest carries the
-//! SHA-256 of the model text, so a reader that sees a new manifest before
-//! the new model text (or the reverse) refuses the pair instead of serving a
-//! mismatched model.
+//! On disk (the model-directory format): `<dir>/<dataset>/<metric>.manifest.json`
+//! names its model text, `<dir>/<dataset>/<metric>.<sha-prefix>.model.txt`.
+//! Model files are content-addressed and written before the manifest, so
+//! replacing the manifest (one atomic rename) is the whole swap: a reader
+//! never pairs a manifest with the wrong model text. The manifest also
+//! carries the SHA-256 of the text, which catches a pair copied by hand.
 
 pub mod forest;
 pub mod manifest;
@@ -55,14 +56,14 @@ pub struct Model {
     features: FeatureMap,
 }
 
-/// The paths of an objective's files under a model directory.
-pub fn model_paths(dir: &Path, objective: &str) -> (PathBuf, PathBuf) {
-    let base = dir.join(objective);
-    let mut model = base.clone().into_os_string();
-    model.push(".model.txt");
-    let mut manifest = base.into_os_string();
-    manifest.push(".manifest.json");
-    (PathBuf::from(model), PathBuf::from(manifest))
+/// The suffix of manifest files.
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+
+/// The manifest path of an objective under a model directory.
+pub fn manifest_path(dir: &Path, objective: &str) -> PathBuf {
+    let mut path = dir.join(objective).into_os_string();
+    path.push(MANIFEST_SUFFIX);
+    PathBuf::from(path)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -71,32 +72,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Model {
     /// Reads a manifest and the model text it names, and validates both.
-    pub fn load(
-        manifest_path: &Path,
-        spaces: &SearchSpaces,
-    ) -> Result<(Manifest, Model), (Option<Manifest>, ModelError)> {
+    pub fn load(manifest_path: &Path, spaces: &SearchSpaces) -> Result<Model, ModelError> {
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| ModelError::Io { path, source }
         };
-        let text =
-            std::fs::read_to_string(manifest_path).map_err(|e| (None, io(manifest_path)(e)))?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|source| {
-            (
-                None,
-                ModelError::Manifest {
-                    path: manifest_path.to_owned(),
-                    source,
-                },
-            )
-        })?;
-        let model_path = manifest_path.with_file_name(manifest.model_file_name());
-        let model_text = std::fs::read_to_string(&model_path)
-            .map_err(|e| (Some(manifest.clone()), io(&model_path)(e)))?;
-        match Model::from_parts(manifest.clone(), &model_text, spaces) {
-            Ok(model) => Ok((manifest, model)),
-            Err(e) => Err((Some(manifest), e)),
+        let text = std::fs::read_to_string(manifest_path).map_err(io(manifest_path))?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|source| ModelError::Manifest {
+                path: manifest_path.to_owned(),
+                source,
+            })?;
+        // Checked before reading: a manifest must not point outside its
+        // directory.
+        if manifest.model_file.is_empty()
+            || manifest.model_file.contains(['/', '\\'])
+            || manifest.model_file.starts_with('.')
+        {
+            return Err(ModelError::Invalid(format!(
+                "{}: model_file {:?} must be a plain file name",
+                manifest_path.display(),
+                manifest.model_file
+            )));
         }
+        let model_path = manifest_path.with_file_name(&manifest.model_file);
+        let model_text = std::fs::read_to_string(&model_path).map_err(io(&model_path))?;
+        Model::from_parts(manifest, &model_text, spaces)
     }
 
     /// Validates a manifest against model text: the hash matches, the text

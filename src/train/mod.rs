@@ -18,8 +18,11 @@ use sha2::{Digest, Sha256};
 use crate::{
     bench::{self, BenchError, Measurement},
     dataset::Dataset,
-    features::{FeatureMap, ProxyValues, proxy_feature_names},
-    model::{HeldoutMetrics, Manifest, manifest::MANIFEST_FORMAT, model_paths, sha256_hex},
+    features::{FeatureMap, PROXY_FEATURE_PREFIX, ProxyValues, proxy_feature_names},
+    model::{
+        HeldoutMetrics, MANIFEST_SUFFIX, Manifest, manifest::MANIFEST_FORMAT, manifest_path,
+        sha256_hex,
+    },
     objectives::{Objective, ObjectiveKind},
     space::{
         SearchSpace,
@@ -60,6 +63,10 @@ pub struct TrainConfig {
     /// Feed the objective's dataset's zero-cost proxies where the tables
     /// have them.
     pub use_proxies: bool,
+    /// Also train on every row with its proxies missing (NaN), so that the
+    /// model learns where a candidate sent without proxies belongs. Without
+    /// it, LightGBM treats a NaN it never saw in training as 0.
+    pub proxy_dropout: bool,
 }
 
 impl Default for TrainConfig {
@@ -74,6 +81,7 @@ impl Default for TrainConfig {
             seed: 42,
             holdout_fraction: 0.2,
             use_proxies: true,
+            proxy_dropout: true,
         }
     }
 }
@@ -121,12 +129,34 @@ impl TrainingSet {
         &self.rows[i * w..(i + 1) * w]
     }
 
-    fn subset(&self, idx: &[usize]) -> (Vec<f64>, Vec<f64>) {
-        let mut rows = Vec::with_capacity(idx.len() * self.feature_names.len());
-        let mut targets = Vec::with_capacity(idx.len());
-        for &i in idx {
-            rows.extend_from_slice(self.row(i));
-            targets.push(self.targets[i]);
+    /// The rows `idx`, followed, with `proxy_dropout`, by the same rows with
+    /// every proxy feature set to NaN.
+    fn subset(&self, idx: &[usize], proxy_dropout: bool) -> (Vec<f64>, Vec<f64>) {
+        let proxy_columns: Vec<usize> = self
+            .feature_names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.starts_with(PROXY_FEATURE_PREFIX))
+            .map(|(i, _)| i)
+            .collect();
+        let copies = if proxy_dropout && !proxy_columns.is_empty() {
+            2
+        } else {
+            1
+        };
+        let mut rows = Vec::with_capacity(copies * idx.len() * self.feature_names.len());
+        let mut targets = Vec::with_capacity(copies * idx.len());
+        for copy in 0..copies {
+            for &i in idx {
+                let start = rows.len();
+                rows.extend_from_slice(self.row(i));
+                if copy == 1 {
+                    for &c in &proxy_columns {
+                        rows[start + c] = f64::NAN;
+                    }
+                }
+                targets.push(self.targets[i]);
+            }
         }
         (rows, targets)
     }
@@ -248,7 +278,7 @@ impl SplitMix64 {
 
 /// Trains on the rows `train` of `set` and returns LightGBM's model text.
 pub fn fit(set: &TrainingSet, train: &[usize], config: &TrainConfig) -> Result<String, TrainError> {
-    let (rows, targets) = set.subset(train);
+    let (rows, targets) = set.subset(train, config.proxy_dropout);
     let labels: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
     let width = i32::try_from(set.feature_names.len()).map_err(|_| TrainError::Data {
         objective: String::new(),
@@ -320,7 +350,7 @@ pub fn train_objective(
         created_at.replace(['-', ':'], ""),
         &model_sha256[..8]
     );
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: MANIFEST_FORMAT,
         objective: objective.id.clone(),
         search_space: objective.search_space.to_owned(),
@@ -333,32 +363,81 @@ pub fn train_objective(
         created_at,
         training_data_sha256: set.sha256(),
         model_sha256,
+        model_file: String::new(),
         trainer: json!({
             "library": "LightGBM (lightgbm3 crate)",
             "params": config.lightgbm_params(),
             "holdout_fraction": config.holdout_fraction,
+            "proxy_dropout": config.proxy_dropout,
             "source": format!("{}:{}", objective.source.file, objective.source.column),
         }),
     };
+    manifest.model_file = manifest.content_addressed_file_name();
     Ok(TrainedModel {
         manifest,
         model_text,
     })
 }
 
-/// Writes a model pair so that a concurrent reader never sees a torn file:
-/// each file is written to a temporary name and renamed into place, model
-/// text first; the manifest's hash check rejects the moment in between.
+/// Writes a model so that a concurrent reader sees either the old or the
+/// new version, never a mix: the content-addressed model text first, then
+/// the manifest that names it, each through a rename. Model files that
+/// neither the new nor the replaced manifest names are removed; the replaced
+/// one stays, for a reader that read the old manifest a moment ago.
 pub fn write_model(dir: &Path, model: &TrainedModel) -> Result<(), TrainError> {
-    let (model_path, manifest_path) = model_paths(dir, &model.manifest.objective);
+    let manifest_path = manifest_path(dir, &model.manifest.objective);
     let manifest_text =
         serde_json::to_string_pretty(&model.manifest).map_err(|e| TrainError::Data {
             objective: model.manifest.objective.clone(),
             message: e.to_string(),
         })?;
-    write_atomic(&model_path, model.model_text.as_bytes())?;
+    let replaced: Option<String> = std::fs::read(&manifest_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok())
+        .map(|m| m.model_file);
+    write_atomic(
+        &manifest_path.with_file_name(&model.manifest.model_file),
+        model.model_text.as_bytes(),
+    )?;
     write_atomic(&manifest_path, manifest_text.as_bytes())?;
+    remove_stale_model_files(
+        &manifest_path,
+        &model.manifest.model_file,
+        replaced.as_deref(),
+    );
     Ok(())
+}
+
+/// Best effort: a file left behind costs disk space, not correctness. Only
+/// `<metric>.<hex>.model.txt` files of this manifest's metric are touched.
+fn remove_stale_model_files(manifest_path: &Path, current: &str, replaced: Option<&str>) {
+    let (Some(dir), Some(name)) = (
+        manifest_path.parent(),
+        manifest_path.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return;
+    };
+    let Some(metric) = name.strip_suffix(MANIFEST_SUFFIX) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let Some(hash) = file
+            .strip_prefix(metric)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_suffix(".model.txt"))
+        else {
+            continue;
+        };
+        let ours = !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if ours && file != current && Some(file) != replaced {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {

@@ -1,0 +1,68 @@
+//! `nasperf predict`: a client for people.
+
+use anyhow::Context;
+
+use crate::{
+    cli::PredictArgs,
+    proto::v1::{Candidate, PredictRequest, predictor_client::PredictorClient},
+};
+
+pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
+    let mut client = PredictorClient::connect(args.server.clone())
+        .await
+        .with_context(|| format!("connecting to {}", args.server))?;
+    let proxies: std::collections::HashMap<String, f64> = args.proxies.into_iter().collect();
+    let request = PredictRequest {
+        candidates: args
+            .archs
+            .iter()
+            .map(|arch| Candidate {
+                search_space: args.search_space.clone(),
+                arch: arch.clone(),
+                proxies: proxies.clone(),
+            })
+            .collect(),
+        dataset: args.dataset,
+        objectives: args.objectives,
+        request_id: String::new(),
+    };
+    let response = client
+        .predict(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    print!("{}", render_table(&args.archs, &response));
+    Ok(())
+}
+
+/// One row per objective, one column per candidate.
+fn render_table(archs: &[String], response: &crate::proto::v1::PredictResponse) -> String {
+    let mut out = String::new();
+    for (i, (arch, p)) in archs.iter().zip(&response.predictions).enumerate() {
+        out.push_str(&format!(
+            "candidate {i}: {arch}\n  canonical key {}\n",
+            p.canonical_key
+        ));
+    }
+    let width = response
+        .objectives
+        .iter()
+        .map(|o| o.objective.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    out.push_str(&format!("{:<width$}", "objective"));
+    for i in 0..response.predictions.len() {
+        out.push_str(&format!(" {:>12}", format!("candidate {i}")));
+    }
+    out.push_str("  model version\n");
+    for (j, o) in response.objectives.iter().enumerate() {
+        out.push_str(&format!("{:<width$}", o.objective));
+        for p in &response.predictions {
+            let v = p.values.get(j).copied().unwrap_or(f64::NAN);
+            out.push_str(&format!(" {v:>12.4}"));
+        }
+        out.push_str(&format!("  {}\n", o.model_version));
+    }
+    out
+}

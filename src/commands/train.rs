@@ -1,0 +1,105 @@
+//! `nasperf train`: one model per objective from benchmark tables.
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{
+    cli::TrainArgs,
+    objectives::{Objective, catalogue},
+    train::{TrainConfig, load_all_proxies, train_objective, write_model},
+};
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let all = catalogue();
+    let selected: Vec<Objective> = if args.objectives.is_empty() {
+        all
+    } else {
+        let mut out = Vec::new();
+        for id in &args.objectives {
+            match all.iter().find(|o| &o.id == id) {
+                Some(o) => out.push(o.clone()),
+                None => bail!("unknown objective {id:?}; `nasperf objectives` lists them"),
+            }
+        }
+        out
+    };
+    let config = TrainConfig {
+        num_iterations: args.iterations,
+        use_proxies: !args.no_proxies,
+        ..TrainConfig::default()
+    };
+    let proxies = load_all_proxies(&args.bench).context("reading the proxy tables")?;
+
+    let bar = ProgressBar::new(selected.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(objective) = selected.get(i) else {
+                        break;
+                    };
+                    bar.set_message(objective.id.clone());
+                    let outcome = train_objective(
+                        &args.bench,
+                        objective,
+                        proxies.get(&objective.dataset),
+                        &config,
+                    )
+                    .and_then(|model| write_model(&args.out, &model).map(|()| model));
+                    match outcome {
+                        Ok(model) => results
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(model.manifest),
+                        Err(e) => failures
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(format!("{}: {e}", objective.id)),
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_with_message("done");
+
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by(|a, b| a.objective.cmp(&b.objective));
+    println!(
+        "{:<40} {:>7} {:>9} {:>9} {:>10}",
+        "objective", "rows", "tau-b", "spearman", "rmse"
+    );
+    for m in &results {
+        println!(
+            "{:<40} {:>7} {:>9.4} {:>9.4} {:>10.4}",
+            m.objective,
+            m.training_rows,
+            m.heldout.kendall_tau,
+            m.heldout.spearman_rho,
+            m.heldout.rmse
+        );
+    }
+    println!("{} models written to {}", results.len(), args.out.display());
+    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    if !failures.is_empty() {
+        bail!(
+            "{} objectives failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! Prediction over one model snapshot: validation of a batch, features,
+//! and every requested objective. Transport-free; the gRPC service converts
+//! to and from the wire types.
+
+use std::{collections::HashMap, sync::Arc};
+
+use crate::{
+    dataset::Dataset,
+    features::{PROXY_NAMES, ProxyValues, proxy_index},
+    model::Model,
+    objectives,
+    registry::ModelSet,
+    space::SearchSpaces,
+};
+
+/// Limits that keep one request from monopolising the server or producing
+/// a response clients cannot receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most candidates one request may carry.
+    pub max_batch: usize,
+    /// The largest response, in bytes, the server will build. The default
+    /// stays under the 4 MiB receive limit of grpcio and tonic clients.
+    pub max_response_bytes: usize,
+}
+
+/// gRPC clients' default receive limit.
+pub const CLIENT_RECEIVE_LIMIT: usize = 4 * 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_batch: 10_000,
+            // Leave room for framing and the per-objective header.
+            max_response_bytes: CLIENT_RECEIVE_LIMIT - 64 * 1024,
+        }
+    }
+}
+
+/// A candidate as received.
+#[derive(Debug, Clone, Default)]
+pub struct CandidateInput {
+    pub search_space: String,
+    pub arch: String,
+    pub proxies: HashMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PredictInput {
+    pub candidates: Vec<CandidateInput>,
+    pub dataset: String,
+    pub objectives: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveOutput {
+    pub objective: String,
+    pub model_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictOutput {
+    pub objectives: Vec<ObjectiveOutput>,
+    /// Per candidate: canonical key and values in `objectives` order.
+    pub predictions: Vec<(String, Vec<f64>)>,
+}
+
+/// Why a prediction request failed. Every client error names the field and,
+/// where there is one, the candidate index.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PredictError {
+    #[error("candidates: the batch is empty; send at least one candidate")]
+    EmptyBatch,
+    #[error(
+        "candidates: {count} candidates exceed the limit of {max} per request; split the batch or use PredictStream"
+    )]
+    BatchTooLarge { count: usize, max: usize },
+    #[error(
+        "candidates: {candidates} candidates x {objectives} objectives would make a response of about {bytes} bytes, \
+         over the {limit}-byte limit clients accept; split the batch into requests of at most {max_candidates} \
+         candidates or use PredictStream"
+    )]
+    ResponseTooLarge {
+        candidates: usize,
+        objectives: usize,
+        bytes: usize,
+        limit: usize,
+        max_candidates: usize,
+    },
+    #[error(
+        "candidates[{index}].search_space: unknown search space {name:?}; supported: {supported}"
+    )]
+    UnknownSearchSpace {
+        index: usize,
+        name: String,
+        supported: String,
+    },
+    #[error("candidates[{index}].arch: {message}")]
+    InvalidArch { index: usize, message: String },
+    #[error("candidates[{index}].proxies: unknown proxy {name:?}; known: {known}")]
+    UnknownProxy {
+        index: usize,
+        name: String,
+        known: String,
+    },
+    #[error("candidates[{index}].proxies[{name:?}]: {value} is not a finite number")]
+    NonFiniteProxy {
+        index: usize,
+        name: String,
+        value: f64,
+    },
+    #[error(
+        "candidates[{index}].proxies: proxies were sent but the request names no dataset; set dataset to one of {known}"
+    )]
+    MissingDataset { index: usize, known: String },
+    #[error("dataset: unknown dataset {name:?}; known: {known}")]
+    UnknownDataset { name: String, known: String },
+    #[error("objectives[{index}]: unknown objective {name:?}; see ListObjectives")]
+    UnknownObjective { index: usize, name: String },
+    #[error("objectives[{index}]: {name:?} is listed twice")]
+    DuplicateObjective { index: usize, name: String },
+    #[error("objectives[{index}]: no model is serving {name:?}{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    NoModel {
+        index: usize,
+        name: String,
+        reason: Option<String>,
+    },
+    #[error("objectives: no model is loaded yet")]
+    NoModels,
+    #[error(
+        "candidates[{index}].search_space: objective {objective:?} is served for search space {expected:?}, not {got:?}"
+    )]
+    SpaceMismatch {
+        index: usize,
+        objective: String,
+        expected: String,
+        got: String,
+    },
+}
+
+/// Approximate encoded size of a response, generous enough to be an upper
+/// bound: 8 bytes per value, per-candidate framing and key, per-objective
+/// header.
+fn response_bytes(candidates: usize, objectives: usize) -> usize {
+    const PER_CANDIDATE: usize = 32;
+    const PER_OBJECTIVE: usize = 128;
+    candidates * (objectives * 8 + PER_CANDIDATE) + objectives * PER_OBJECTIVE
+}
+
+/// The models a request asks for, resolved against one snapshot.
+fn resolve_objectives(
+    set: &ModelSet,
+    wanted: &[String],
+) -> Result<Vec<(String, Arc<Model>)>, PredictError> {
+    if wanted.is_empty() {
+        let all: Vec<_> = set
+            .objectives
+            .iter()
+            .filter_map(|(id, e)| e.model.clone().map(|m| (id.clone(), m)))
+            .collect();
+        if all.is_empty() {
+            return Err(PredictError::NoModels);
+        }
+        return Ok(all);
+    }
+    let mut out = Vec::with_capacity(wanted.len());
+    for (index, name) in wanted.iter().enumerate() {
+        if wanted[..index].contains(name) {
+            return Err(PredictError::DuplicateObjective {
+                index,
+                name: name.clone(),
+            });
+        }
+        match set.objectives.get(name) {
+            Some(entry) => match &entry.model {
+                Some(model) => out.push((name.clone(), Arc::clone(model))),
+                None => {
+                    return Err(PredictError::NoModel {
+                        index,
+                        name: name.clone(),
+                        reason: entry.load_error.clone(),
+                    });
+                }
+            },
+            None if objectives::catalogue().iter().any(|o| &o.id == name) => {
+                return Err(PredictError::NoModel {
+                    index,
+                    name: name.clone(),
+                    reason: None,
+                });
+            }
+            None => {
+                return Err(PredictError::UnknownObjective {
+                    index,
+                    name: name.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Predicts every requested objective for every candidate from one
+/// snapshot. CPU-bound: large batches belong on a blocking thread.
+pub fn predict(
+    set: &ModelSet,
+    spaces: &SearchSpaces,
+    limits: &Limits,
+    input: &PredictInput,
+) -> Result<PredictOutput, PredictError> {
+    let n = input.candidates.len();
+    if n == 0 {
+        return Err(PredictError::EmptyBatch);
+    }
+    if n > limits.max_batch {
+        return Err(PredictError::BatchTooLarge {
+            count: n,
+            max: limits.max_batch,
+        });
+    }
+    let dataset = if input.dataset.is_empty() {
+        None
+    } else {
+        Some(
+            Dataset::from_name(&input.dataset).ok_or_else(|| PredictError::UnknownDataset {
+                name: input.dataset.clone(),
+                known: Dataset::names(),
+            })?,
+        )
+    };
+    let models = resolve_objectives(set, &input.objectives)?;
+    let bytes = response_bytes(n, models.len());
+    if bytes > limits.max_response_bytes {
+        let per_candidate = response_bytes(1, models.len()) - response_bytes(0, models.len());
+        return Err(PredictError::ResponseTooLarge {
+            candidates: n,
+            objectives: models.len(),
+            bytes,
+            limit: limits.max_response_bytes,
+            max_candidates: limits.max_batch.min(
+                (limits
+                    .max_response_bytes
+                    .saturating_sub(response_bytes(0, models.len())))
+                    / per_candidate,
+            ),
+        });
+    }
+
+    // Parse and validate every candidate before predicting anything.
+    let mut parsed = Vec::with_capacity(n);
+    for (index, c) in input.candidates.iter().enumerate() {
+        let space =
+            spaces
+                .get(&c.search_space)
+                .ok_or_else(|| PredictError::UnknownSearchSpace {
+                    index,
+                    name: c.search_space.clone(),
+                    supported: spaces.names().join(", "),
+                })?;
+        let arch = space
+            .parse(&c.arch)
+            .map_err(|e| PredictError::InvalidArch {
+                index,
+                message: e.0,
+            })?;
+        let proxies = parse_proxies(index, &c.proxies, dataset)?;
+        parsed.push((space.name(), arch, proxies));
+    }
+
+    let mut predictions: Vec<(String, Vec<f64>)> = parsed
+        .iter()
+        .map(|(_, arch, _)| (arch.canonical_key.clone(), Vec::with_capacity(models.len())))
+        .collect();
+    let mut row = Vec::new();
+    for (objective, model) in &models {
+        let model_space = model.space.name();
+        // A model uses proxies only when they were computed on its dataset.
+        let proxies_apply = dataset == Some(model.dataset);
+        for (index, (space, arch, proxies)) in parsed.iter().enumerate() {
+            if *space != model_space {
+                return Err(PredictError::SpaceMismatch {
+                    index,
+                    objective: objective.clone(),
+                    expected: model_space.to_owned(),
+                    got: (*space).to_owned(),
+                });
+            }
+            let p = proxies.as_ref().filter(|_| proxies_apply);
+            predictions[index]
+                .1
+                .push(model.predict(&arch.features, p, &mut row));
+        }
+    }
+    Ok(PredictOutput {
+        objectives: models
+            .iter()
+            .map(|(id, m)| ObjectiveOutput {
+                objective: id.clone(),
+                model_version: m.manifest.version.clone(),
+            })
+            .collect(),
+        predictions,
+    })
+}
+
+fn parse_proxies(
+    index: usize,
+    proxies: &HashMap<String, f64>,
+    dataset: Option<Dataset>,
+) -> Result<Option<ProxyValues>, PredictError> {
+    if proxies.is_empty() {
+        return Ok(None);
+    }
+    if dataset.is_none() {
+        return Err(PredictError::MissingDataset {
+            index,
+            known: Dataset::names(),
+        });
+    }
+    let mut values = ProxyValues::MISSING;
+    // Sorted, so that the first error reported is deterministic.
+    let mut names: Vec<_> = proxies.iter().collect();
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, &value) in names {
+        let i = proxy_index(name).ok_or_else(|| PredictError::UnknownProxy {
+            index,
+            name: name.clone(),
+            known: PROXY_NAMES.join(", "),
+        })?;
+        if !value.is_finite() {
+            return Err(PredictError::NonFiniteProxy {
+                index,
+                name: name.clone(),
+                value,
+            });
+        }
+        values.0[i] = value;
+    }
+    Ok(Some(values))
+}

@@ -1,0 +1,282 @@
+//! The model registry: loads every model in a directory, watches it, and
+//! swaps new versions in without dropping a request.
+//!
+//! Serving state is an immutable [`ModelSet`] behind an [`ArcSwap`]. A
+//! request takes one snapshot ([`Registry::snapshot`]) and uses it from
+//! start to end, so it never sees half of a reload. A reload builds and
+//! validates the next snapshot off the request path (on a blocking thread),
+//! reusing every unchanged model, and then swaps it in with one atomic
+//! store. A model that fails to load or validate is refused with a log line;
+//! the version it would have replaced keeps serving, and the failure is
+//! shown in `ListObjectives`.
+//!
+//! The directory is polled rather than watched with inotify: polling works
+//! the same on every filesystem and on Kubernetes volumes, where files are
+//! swapped through symlinks, and a poll of small manifests costs little.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::{
+    model::{MANIFEST_SUFFIX, Manifest, Model, ModelError, sha256_hex},
+    space::SearchSpaces,
+};
+
+/// What the registry knows about one objective.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectiveEntry {
+    /// The model serving the objective, if any loaded.
+    pub model: Option<Arc<Model>>,
+    /// Why the newest model file for the objective was refused, if it was.
+    pub load_error: Option<String>,
+}
+
+/// One consistent set of models.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSet {
+    pub objectives: BTreeMap<String, ObjectiveEntry>,
+    /// Increases with every swap.
+    pub generation: u64,
+}
+
+impl ModelSet {
+    pub fn model(&self, objective: &str) -> Option<&Arc<Model>> {
+        self.objectives
+            .get(objective)
+            .and_then(|e| e.model.as_ref())
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub loaded: Vec<String>,
+    pub refused: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+}
+
+impl ReloadReport {
+    pub fn changed(&self) -> bool {
+        !(self.loaded.is_empty() && self.refused.is_empty() && self.removed.is_empty())
+    }
+}
+
+/// Identifies the files behind one objective, to skip re-reading what did
+/// not change. The manifest is hashed (it is small); the model file it names
+/// is identified by size and mtime, so that a model file that arrives after
+/// its manifest (a hand copy) is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    manifest_sha256: String,
+    model_len: Option<u64>,
+    model_modified: Option<std::time::SystemTime>,
+}
+
+pub struct Registry {
+    dir: PathBuf,
+    spaces: SearchSpaces,
+    current: ArcSwap<ModelSet>,
+    /// Fingerprints of what the current snapshot was built from, and of
+    /// refused files; only the reloader touches it (never across `.await`).
+    seen: Mutex<HashMap<String, Fingerprint>>,
+    generation_tx: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// An empty registry over `dir`; call [`Registry::reload`] to load.
+    pub fn new(dir: impl Into<PathBuf>, spaces: SearchSpaces) -> Self {
+        Self {
+            dir: dir.into(),
+            spaces,
+            current: ArcSwap::from_pointee(ModelSet::default()),
+            seen: Mutex::new(HashMap::new()),
+            generation_tx: watch::channel(0).0,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current models. Hold the returned `Arc` for the whole request.
+    pub fn snapshot(&self) -> Arc<ModelSet> {
+        self.current.load_full()
+    }
+
+    /// Notified with the generation after every swap.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation_tx.subscribe()
+    }
+
+    /// Scans the directory and swaps in a new snapshot if anything changed.
+    /// Blocking (file I/O and parsing): call it from a blocking thread.
+    pub fn reload(&self) -> Result<ReloadReport, std::io::Error> {
+        let manifests = find_manifests(&self.dir)?;
+        let old = self.snapshot();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = BTreeMap::new();
+        let mut report = ReloadReport::default();
+
+        for (objective, manifest_path) in &manifests {
+            let previous = old.objectives.get(objective).cloned().unwrap_or_default();
+            let fingerprint = match fingerprint(manifest_path) {
+                Ok(f) => f,
+                Err(e) => {
+                    // The manifest vanished between the scan and the read:
+                    // keep what serves, try again on the next poll.
+                    tracing::debug!(objective, error = %e, "manifest unreadable, retrying later");
+                    next.insert(objective.clone(), previous);
+                    continue;
+                }
+            };
+            if seen.get(objective) == Some(&fingerprint) {
+                report.unchanged += 1;
+                next.insert(objective.clone(), previous);
+                continue;
+            }
+            let entry = match self.load_one(objective, manifest_path) {
+                Ok(model) => {
+                    tracing::info!(
+                        objective,
+                        version = %model.manifest.version,
+                        previous = previous.model.as_ref().map(|m| m.manifest.version.as_str()).unwrap_or("none"),
+                        "model loaded"
+                    );
+                    report.loaded.push(objective.clone());
+                    ObjectiveEntry {
+                        model: Some(Arc::new(model)),
+                        load_error: None,
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    tracing::error!(
+                        objective,
+                        error = %message,
+                        serving = previous.model.as_ref().map(|m| m.manifest.version.as_str()).unwrap_or("nothing"),
+                        "model refused; the previous version keeps serving"
+                    );
+                    report.refused.push(objective.clone());
+                    ObjectiveEntry {
+                        model: previous.model,
+                        load_error: Some(message),
+                    }
+                }
+            };
+            seen.insert(objective.clone(), fingerprint);
+            next.insert(objective.clone(), entry);
+        }
+        for objective in old.objectives.keys() {
+            if !manifests.contains_key(objective) {
+                tracing::warn!(
+                    objective,
+                    "model files removed; the objective is no longer served"
+                );
+                seen.remove(objective);
+                report.removed.push(objective.clone());
+            }
+        }
+        if report.changed() {
+            let generation = old.generation + 1;
+            self.current.store(Arc::new(ModelSet {
+                objectives: next,
+                generation,
+            }));
+            self.generation_tx.send_replace(generation);
+        }
+        Ok(report)
+    }
+
+    fn load_one(&self, objective: &str, manifest_path: &Path) -> Result<Model, ModelError> {
+        let model = Model::load(manifest_path, &self.spaces)?;
+        let manifest = &model.manifest;
+        if manifest.objective != objective {
+            return Err(ModelError::Invalid(format!(
+                "{}: the manifest is for objective {:?}, but its path says {objective:?}",
+                manifest_path.display(),
+                manifest.objective
+            )));
+        }
+        Ok(model)
+    }
+
+    /// Reloads every `interval` until `shutdown` turns true. Reload errors
+    /// (an unreadable directory) are logged and retried.
+    pub async fn watch(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let registry = Arc::clone(&self);
+            match tokio::task::spawn_blocking(move || registry.reload()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(dir = %self.dir.display(), error = %e, "cannot scan the model directory")
+                }
+                Err(e) => tracing::error!(error = %e, "model reload task failed"),
+            }
+        }
+    }
+}
+
+/// `<dir>/<dataset>/<metric>.manifest.json` for every objective under `dir`,
+/// by objective ID `<dataset>/<metric>`.
+fn find_manifests(dir: &Path) -> Result<BTreeMap<String, PathBuf>, std::io::Error> {
+    let mut out = BTreeMap::new();
+    for dataset in std::fs::read_dir(dir)? {
+        let dataset = dataset?;
+        if !dataset.file_type()?.is_dir() && !dataset.path().is_dir() {
+            continue;
+        }
+        let Some(ds_name) = dataset.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        for file in std::fs::read_dir(dataset.path())? {
+            let file = file?;
+            let name = file.file_name();
+            let Some(metric) = name.to_str().and_then(|n| n.strip_suffix(MANIFEST_SUFFIX)) else {
+                continue;
+            };
+            out.insert(format!("{ds_name}/{metric}"), file.path());
+        }
+    }
+    Ok(out)
+}
+
+fn fingerprint(manifest_path: &Path) -> Result<Fingerprint, std::io::Error> {
+    let manifest = std::fs::read(manifest_path)?;
+    let meta = serde_json::from_slice::<Manifest>(&manifest)
+        .ok()
+        .filter(|m| !m.model_file.contains(['/', '\\']))
+        .and_then(|m| std::fs::metadata(manifest_path.with_file_name(m.model_file)).ok());
+    Ok(Fingerprint {
+        manifest_sha256: sha256_hex(&manifest),
+        model_len: meta.as_ref().map(std::fs::Metadata::len),
+        model_modified: meta.and_then(|m| m.modified().ok()),
+    })
+}

@@ -1,0 +1,180 @@
+//! The gRPC `nasperf.v1.Predictor` service. Handlers stay thin: convert,
+//! call [`crate::predict`], convert back.
+
+pub mod error;
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::Stream;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    predict::{self, CandidateInput, Limits, PredictInput, PredictOutput},
+    proto::v1::{
+        CandidatePrediction, ListObjectivesRequest, ListObjectivesResponse, ObjectiveInfo,
+        ObjectiveModel, PredictRequest, PredictResponse, predictor_server::Predictor,
+    },
+    registry::Registry,
+    space::SearchSpaces,
+};
+
+/// Batches with more candidate-objective predictions than this are computed
+/// on a blocking thread, so that they do not stall the async workers.
+const INLINE_PREDICTIONS: usize = 2_000;
+
+#[derive(Debug, Clone)]
+pub struct PredictorService {
+    registry: Arc<Registry>,
+    spaces: SearchSpaces,
+    limits: Limits,
+}
+
+impl PredictorService {
+    pub fn new(registry: Arc<Registry>, spaces: SearchSpaces, limits: Limits) -> Self {
+        Self {
+            registry,
+            spaces,
+            limits,
+        }
+    }
+
+    /// Answers one request from one snapshot.
+    async fn answer(&self, request: PredictRequest) -> Result<PredictResponse, Status> {
+        let request_id = request.request_id.clone();
+        let input = PredictInput::from(request);
+        let snapshot = self.registry.snapshot();
+        let objectives = if input.objectives.is_empty() {
+            snapshot.objectives.len()
+        } else {
+            input.objectives.len()
+        };
+        let output = if input.candidates.len().saturating_mul(objectives) <= INLINE_PREDICTIONS {
+            predict::predict(&snapshot, &self.spaces, &self.limits, &input)?
+        } else {
+            let (spaces, limits) = (self.spaces.clone(), self.limits);
+            tokio::task::spawn_blocking(move || {
+                predict::predict(&snapshot, &spaces, &limits, &input)
+            })
+            .await
+            .map_err(|e| error::internal("prediction task failed", &e))??
+        };
+        Ok(to_response(output, request_id))
+    }
+}
+
+impl From<PredictRequest> for PredictInput {
+    fn from(r: PredictRequest) -> Self {
+        PredictInput {
+            candidates: r
+                .candidates
+                .into_iter()
+                .map(|c| CandidateInput {
+                    search_space: c.search_space,
+                    arch: c.arch,
+                    proxies: c.proxies,
+                })
+                .collect(),
+            dataset: r.dataset,
+            objectives: r.objectives,
+        }
+    }
+}
+
+fn to_response(output: PredictOutput, request_id: String) -> PredictResponse {
+    PredictResponse {
+        objectives: output
+            .objectives
+            .into_iter()
+            .map(|o| ObjectiveModel {
+                objective: o.objective,
+                model_version: o.model_version,
+            })
+            .collect(),
+        predictions: output
+            .predictions
+            .into_iter()
+            .map(|(canonical_key, values)| CandidatePrediction {
+                values,
+                canonical_key,
+            })
+            .collect(),
+        request_id,
+    }
+}
+
+type PredictStreamOut = Pin<Box<dyn Stream<Item = Result<PredictResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Predictor for PredictorService {
+    #[tracing::instrument(skip_all, fields(candidates = request.get_ref().candidates.len()), err)]
+    async fn predict(
+        &self,
+        request: Request<PredictRequest>,
+    ) -> Result<Response<PredictResponse>, Status> {
+        Ok(Response::new(self.answer(request.into_inner()).await?))
+    }
+
+    type PredictStreamStream = PredictStreamOut;
+
+    #[tracing::instrument(skip_all)]
+    async fn predict_stream(
+        &self,
+        request: Request<Streaming<PredictRequest>>,
+    ) -> Result<Response<Self::PredictStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        // A small buffer: a client that stops reading slows its own stream
+        // down rather than growing the server's memory.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let service = self.clone();
+        tokio::spawn(async move {
+            while let Some(message) = inbound.next().await {
+                let reply = match message {
+                    Ok(request) => service.answer(request).await,
+                    Err(status) => Err(status),
+                };
+                let failed = reply.is_err();
+                if tx.send(reply).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_objectives(
+        &self,
+        _request: Request<ListObjectivesRequest>,
+    ) -> Result<Response<ListObjectivesResponse>, Status> {
+        let snapshot = self.registry.snapshot();
+        let objectives = snapshot
+            .objectives
+            .iter()
+            .map(|(id, entry)| {
+                let mut info = ObjectiveInfo {
+                    objective: id.clone(),
+                    dataset: id.split('/').next().unwrap_or_default().to_owned(),
+                    load_error: entry.load_error.clone().unwrap_or_default(),
+                    ..Default::default()
+                };
+                if let Some(model) = &entry.model {
+                    let m = &model.manifest;
+                    info.search_space = m.search_space.clone();
+                    info.unit = m.unit.clone();
+                    info.model_version = m.version.clone();
+                    info.training_rows = m.training_rows;
+                    info.feature_names = m.feature_names.clone();
+                    info.heldout_kendall_tau = m.heldout.kendall_tau;
+                    info.heldout_spearman_rho = m.heldout.spearman_rho;
+                    info.heldout_rmse = m.heldout.rmse;
+                    info.heldout_rows = m.heldout.rows;
+                    info.created_at = m.created_at.clone();
+                    info.training_data_sha256 = m.training_data_sha256.clone();
+                }
+                info
+            })
+            .collect();
+        Ok(Response::new(ListObjectivesResponse { objectives }))
+    }
+}

@@ -1,0 +1,228 @@
+//! Wiring a server: listener, registry, health, reflection, middleware and
+//! graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    predict::Limits,
+    proto::{self, v1::predictor_server::PredictorServer},
+    registry::Registry,
+    service::PredictorService,
+    space::SearchSpaces,
+};
+
+/// The health service name of the predictor (`grpc.health.v1`).
+pub const PREDICTOR_HEALTH_NAME: &str = "nasperf.v1.Predictor";
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub models_dir: PathBuf,
+    pub reload_interval: Duration,
+    pub limits: Limits,
+    pub request_timeout: Duration,
+    /// The largest request the server decodes.
+    pub max_request_bytes: usize,
+    /// How long in-flight calls may run after SIGTERM before the server exits.
+    pub shutdown_grace: Duration,
+    /// Concurrent requests per connection; more wait.
+    pub concurrency_per_connection: usize,
+}
+
+impl ServeConfig {
+    pub fn new(listen: SocketAddr, models_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            models_dir: models_dir.into(),
+            reload_interval: Duration::from_secs(1),
+            limits: Limits::default(),
+            request_timeout: Duration::from_secs(30),
+            max_request_bytes: 16 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(25),
+            concurrency_per_connection: 256,
+        }
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    listener: TcpListener,
+    config: ServeConfig,
+    registry: Arc<Registry>,
+    health: HealthReporter,
+    health_service:
+        tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free port) and prepares the
+    /// registry; models load when the server runs.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let registry = Arc::new(Registry::new(&config.models_dir, SearchSpaces::builtin()));
+        let health = HealthReporter::new();
+        let health_service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(health.clone()),
+        );
+        Ok(Self {
+            listener,
+            config,
+            registry,
+            health,
+            health_service,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry)
+    }
+
+    /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops
+    /// accepting, and waits up to the grace period for in-flight calls.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            config,
+            registry,
+            health,
+            health_service,
+        } = self;
+        health
+            .set_service_status(PREDICTOR_HEALTH_NAME, ServingStatus::NotServing)
+            .await;
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the reflection service")?;
+        let predictor = PredictorServer::new(PredictorService::new(
+            Arc::clone(&registry),
+            SearchSpaces::builtin(),
+            config.limits,
+        ))
+        .max_decoding_message_size(config.max_request_bytes)
+        .max_encoding_message_size(config.limits.max_response_bytes + 64 * 1024);
+
+        // Initial load, then the watcher. A failed initial load of one model
+        // is reported in ListObjectives, not a reason to stay unready.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let initial = {
+            let registry = Arc::clone(&registry);
+            let health = health.clone();
+            let interval = config.reload_interval;
+            let dir = config.models_dir.clone();
+            tokio::spawn(async move {
+                let r = Arc::clone(&registry);
+                match tokio::task::spawn_blocking(move || r.reload()).await {
+                    Ok(Ok(report)) => tracing::info!(
+                        models = report.loaded.len(),
+                        refused = report.refused.len(),
+                        dir = %dir.display(),
+                        "initial model load finished"
+                    ),
+                    Ok(Err(e)) => {
+                        tracing::error!(dir = %dir.display(), error = %e, "cannot read the model directory; serving no models until it can")
+                    }
+                    Err(e) => tracing::error!(error = %e, "initial model load failed"),
+                }
+                health
+                    .set_service_status(PREDICTOR_HEALTH_NAME, ServingStatus::Serving)
+                    .await;
+                registry.watch(interval, stop_rx).await;
+            })
+        };
+
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown_health = health.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!(
+                "shutdown requested: reporting NOT_SERVING and draining in-flight calls"
+            );
+            shutdown_health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            shutdown_health
+                .set_service_status(PREDICTOR_HEALTH_NAME, ServingStatus::NotServing)
+                .await;
+            let _ = stop_tx.send(true);
+            let _ = drain_tx.send(());
+        };
+
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, models = %config.models_dir.display(), "nasperf listening");
+        let server = Server::builder()
+            .timeout(config.request_timeout)
+            .concurrency_limit_per_connection(config.concurrency_per_connection)
+            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(predictor)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        let server = tokio::spawn(server);
+
+        // Wait for the signal, then give in-flight calls the grace period.
+        let mut server = server;
+        tokio::select! {
+            result = &mut server => {
+                result.context("server task")?.context("server")?;
+            }
+            _ = drain_rx => {
+                match tokio::time::timeout(config.shutdown_grace, &mut server).await {
+                    Ok(result) => result.context("server task")?.context("server")?,
+                    Err(_) => {
+                        tracing::warn!(grace = ?config.shutdown_grace, "grace period over; closing remaining calls");
+                        server.abort();
+                    }
+                }
+            }
+        }
+        initial.abort();
+        tracing::info!("nasperf stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,185 @@
+//! Spawning a real server on 127.0.0.1:0 with real models trained from the
+//! benchmark tables, and calling it through the generated client.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use nasperf::{
+    objectives::catalogue,
+    predict::Limits,
+    proto::v1::{Candidate, PredictRequest, predictor_client::PredictorClient},
+    startup::{Application, ServeConfig},
+    train::{TrainConfig, TrainedModel, load_all_proxies, train_objective, write_model},
+};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::benchdata;
+
+/// Objectives the API tests serve: one of each kind, one without proxies.
+pub const OBJECTIVES: [&str; 4] = [
+    "cifar10/val_acc_200ep",
+    "cifar10/edgegpu_latency",
+    "cifar10/pgd_eps1",
+    "cifar100/test_acc_200ep",
+];
+
+pub const BEST_CELL: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+
+/// Models trained once per test binary (small, for speed), by objective.
+pub fn fixture_models() -> &'static Vec<TrainedModel> {
+    static MODELS: OnceLock<Vec<TrainedModel>> = OnceLock::new();
+    MODELS.get_or_init(|| train_fixture(300, 7))
+}
+
+/// A second, different version of `cifar10/val_acc_200ep`.
+pub fn alternative_val_acc_model() -> &'static TrainedModel {
+    static MODEL: OnceLock<TrainedModel> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let config = TrainConfig {
+            num_iterations: 40,
+            seed: 99,
+            ..TrainConfig::default()
+        };
+        let dir = benchdata();
+        let proxies = load_all_proxies(&dir).expect("proxy tables");
+        let obj = catalogue()
+            .into_iter()
+            .find(|o| o.id == OBJECTIVES[0])
+            .expect("objective");
+        train_objective(&dir, &obj, proxies.get(&obj.dataset), &config).expect("training")
+    })
+}
+
+fn train_fixture(iterations: u32, seed: u64) -> Vec<TrainedModel> {
+    let dir = benchdata();
+    let proxies = load_all_proxies(&dir).expect("proxy tables");
+    let config = TrainConfig {
+        num_iterations: iterations,
+        seed,
+        ..TrainConfig::default()
+    };
+    OBJECTIVES
+        .iter()
+        .map(|id| {
+            let obj = catalogue()
+                .into_iter()
+                .find(|o| &o.id == id)
+                .expect("objective");
+            train_objective(&dir, &obj, proxies.get(&obj.dataset), &config).expect("training")
+        })
+        .collect()
+}
+
+pub struct TestApp {
+    pub models_dir: tempfile::TempDir,
+    pub client: PredictorClient<Channel>,
+    pub channel: Channel,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn models_path(&self) -> &Path {
+        self.models_dir.path()
+    }
+
+    /// Stops the server as SIGTERM would and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server exits cleanly");
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server over a fresh copy of the fixture models, waits until it
+/// has loaded them, and connects a client.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let models = tokio::task::spawn_blocking(fixture_models)
+        .await
+        .expect("fixture");
+    let models_dir = tempfile::tempdir().expect("temp dir");
+    for m in models {
+        write_model(models_dir.path(), m).expect("write model");
+    }
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().expect("addr"), models_dir.path());
+    config.reload_interval = Duration::from_millis(20);
+    config.limits = Limits::default();
+    configure(&mut config);
+    let app = Application::build(config).await.expect("build");
+    let addr = app.local_addr();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    // Ready as Kubernetes would see it: the predictor reports SERVING once
+    // the initial model load has finished.
+    let mut health = HealthClient::new(channel.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "nasperf.v1.Predictor".to_owned(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    TestApp {
+        models_dir,
+        client: PredictorClient::new(channel.clone()),
+        channel,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+pub fn candidate(arch: &str) -> Candidate {
+    Candidate {
+        search_space: "nb201".to_owned(),
+        arch: arch.to_owned(),
+        proxies: Default::default(),
+    }
+}
+
+pub fn request(candidates: Vec<Candidate>, objectives: &[&str]) -> PredictRequest {
+    PredictRequest {
+        candidates,
+        dataset: String::new(),
+        objectives: objectives.iter().map(|s| (*s).to_owned()).collect(),
+        request_id: String::new(),
+    }
+}
+
+pub fn manifest_path_of(dir: &Path, objective: &str) -> PathBuf {
+    nasperf::model::manifest_path(dir, objective)
+}

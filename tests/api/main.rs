@@ -1,0 +1,8 @@
+//! The gRPC API, end to end: a real server on a real socket, real models,
+//! the generated client.
+
+mod bad_input;
+mod health;
+mod helpers;
+mod hot_reload;
+mod predict;

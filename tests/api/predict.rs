@@ -1,0 +1,188 @@
+use std::collections::HashMap;
+
+use nasperf::{
+    bench,
+    dataset::Dataset,
+    proto::v1::{ListObjectivesRequest, PredictRequest},
+};
+use tokio_stream::StreamExt;
+
+use crate::helpers::{BEST_CELL, OBJECTIVES, benchdata, candidate, request, spawn_app};
+
+#[tokio::test]
+async fn predicts_every_objective_for_real_cells() {
+    let mut app = spawn_app().await;
+    // The best CIFAR-10 cell against one of all-pooling and a cell whose
+    // output is disconnected (every edge into node 3 is `none`).
+    let cells = [BEST_CELL, "444444", "333000"];
+    let response = app
+        .client
+        .predict(request(cells.iter().map(|c| candidate(c)).collect(), &[]))
+        .await
+        .expect("predict")
+        .into_inner();
+    let served: Vec<&str> = response
+        .objectives
+        .iter()
+        .map(|o| o.objective.as_str())
+        .collect();
+    let mut expected = OBJECTIVES.to_vec();
+    expected.sort();
+    assert_eq!(
+        served, expected,
+        "empty objectives = every served objective"
+    );
+    assert!(
+        response
+            .objectives
+            .iter()
+            .all(|o| !o.model_version.is_empty())
+    );
+    assert_eq!(response.predictions.len(), 3);
+    for p in &response.predictions {
+        assert_eq!(p.values.len(), OBJECTIVES.len());
+        assert!(p.values.iter().all(|v| v.is_finite()));
+    }
+    let acc = served
+        .iter()
+        .position(|o| *o == "cifar10/val_acc_200ep")
+        .expect("served");
+    let (best, pool, dead) = (
+        response.predictions[0].values[acc],
+        response.predictions[1].values[acc],
+        response.predictions[2].values[acc],
+    );
+    assert!(
+        best > 85.0,
+        "the best NB201 cell is predicted accurate: {best}"
+    );
+    assert!(
+        best > pool && pool > dead,
+        "ranking best {best} > pool {pool} > disconnected {dead}"
+    );
+    assert_eq!(response.predictions[2].canonical_key, "000000");
+    app.client
+        .list_objectives(ListObjectivesRequest {})
+        .await
+        .expect("list");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
+    let mut app = spawn_app().await;
+    let proxies = bench::load_proxies(&benchdata(), Dataset::Cifar10)
+        .unwrap()
+        .unwrap();
+    let (cell, values) = proxies.iter().next().map(|(c, v)| (*c, *v)).unwrap();
+    let map: HashMap<String, f64> = nasperf::features::PROXY_NAMES
+        .iter()
+        .zip(values.0)
+        .map(|(n, v)| ((*n).to_owned(), v))
+        .collect();
+    let with = |dataset: &str| {
+        let mut c = candidate(&cell.to_arch_string());
+        c.proxies = map.clone();
+        PredictRequest {
+            candidates: vec![c],
+            dataset: dataset.to_owned(),
+            objectives: vec![
+                "cifar10/val_acc_200ep".to_owned(),
+                "cifar100/test_acc_200ep".to_owned(),
+            ],
+            request_id: "r1".to_owned(),
+        }
+    };
+    let on_cifar10 = app
+        .client
+        .predict(with("cifar10"))
+        .await
+        .unwrap()
+        .into_inner();
+    let on_imagenet = app
+        .client
+        .predict(with("ImageNet16-120"))
+        .await
+        .unwrap()
+        .into_inner();
+    let without = app
+        .client
+        .predict(request(
+            vec![candidate(&cell.to_arch_string())],
+            &["cifar10/val_acc_200ep", "cifar100/test_acc_200ep"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(on_cifar10.request_id, "r1");
+    // CIFAR-10 proxies change the CIFAR-10 model's input...
+    assert_ne!(
+        on_cifar10.predictions[0].values[0],
+        without.predictions[0].values[0]
+    );
+    // ...but proxies from another dataset are treated as missing.
+    assert_eq!(
+        on_imagenet.predictions[0].values[0],
+        without.predictions[0].values[0]
+    );
+    // The CIFAR-100 model has no proxies at all.
+    assert_eq!(
+        on_cifar10.predictions[0].values[1],
+        without.predictions[0].values[1]
+    );
+
+    // A dead op changes neither the key nor accuracy, but does change latency.
+    let live = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|";
+    let dead = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|";
+    let r = app
+        .client
+        .predict(request(
+            vec![candidate(live), candidate(dead)],
+            &["cifar10/val_acc_200ep", "cifar10/edgegpu_latency"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.predictions[0].canonical_key,
+        r.predictions[1].canonical_key
+    );
+    assert_eq!(
+        r.predictions[0].values[0], r.predictions[1].values[0],
+        "same network, same accuracy"
+    );
+    assert_ne!(
+        r.predictions[0].values[1], r.predictions[1].values[1],
+        "a dead conv still costs latency"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn predict_stream_answers_each_request_in_order() {
+    let mut app = spawn_app().await;
+    let requests: Vec<PredictRequest> = (0..20)
+        .map(|i| {
+            let mut r = request(
+                vec![candidate(BEST_CELL), candidate("123412")],
+                &["cifar10/val_acc_200ep"],
+            );
+            r.request_id = format!("req-{i}");
+            r
+        })
+        .collect();
+    let mut responses = app
+        .client
+        .predict_stream(tokio_stream::iter(requests))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut ids = Vec::new();
+    while let Some(r) = responses.next().await {
+        let r = r.expect("stream item");
+        assert_eq!(r.predictions.len(), 2);
+        ids.push(r.request_id);
+    }
+    assert_eq!(ids, (0..20).map(|i| format!("req-{i}")).collect::<Vec<_>>());
+    app.stop().await;
+}
