@@ -6,3 +6,4 @@ mod health;
 mod helpers;
 mod hot_reload;
 mod predict;
+mod shutdown;
