@@ -48,11 +48,10 @@ async fn sigterm_drains_in_flight_calls_and_exits_zero() {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["fields"]["message"] == "nasperf listening" {
-                    let _ =
-                        addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["fields"]["message"] == "nasperf listening"
+            {
+                let _ = addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
             }
         }
     });
