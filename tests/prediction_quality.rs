@@ -126,3 +126,59 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
         );
     }
 }
+
+/// The served type is plain data shared through `Arc`: many threads
+/// predicting at once get exactly what one thread gets.
+#[test]
+fn one_model_serves_many_threads_identically() {
+    use std::sync::Arc;
+
+    use nasperf::{model::Model, space::SearchSpaces, train::train_objective};
+
+    let dir = common::benchdata();
+    let obj = objective("cifar10/val_acc_200ep");
+    let proxies = bench::load_proxies(&dir, Dataset::Cifar10).unwrap();
+    let config = TrainConfig {
+        num_iterations: 100,
+        ..TrainConfig::default()
+    };
+    let trained = train_objective(&dir, &obj, proxies.as_ref(), &config).unwrap();
+    let model = Arc::new(
+        Model::from_parts(
+            trained.manifest,
+            &trained.model_text,
+            &SearchSpaces::builtin(),
+        )
+        .unwrap(),
+    );
+    let space = Nb201::new();
+    let features: Arc<Vec<Vec<f64>>> = Arc::new(Cell::all().map(|c| space.features(&c)).collect());
+    let sequential: Vec<f64> = {
+        let mut row = Vec::new();
+        features
+            .iter()
+            .map(|f| model.predict(f, None, &mut row))
+            .collect()
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (model, features) = (Arc::clone(&model), Arc::clone(&features));
+            std::thread::spawn(move || {
+                let mut row = Vec::new();
+                // Each thread walks the cells in a different order.
+                let n = features.len();
+                (0..n)
+                    .map(|k| {
+                        let i = (k * 7 + t * 1_000) % n;
+                        (i, model.predict(&features[i], None, &mut row))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        for (i, v) in t.join().unwrap() {
+            assert_eq!(v.to_bits(), sequential[i].to_bits(), "cell {i}");
+        }
+    }
+}
