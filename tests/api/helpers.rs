@@ -79,6 +79,7 @@ fn train_fixture(iterations: u32, seed: u64) -> Vec<TrainedModel> {
 }
 
 pub struct TestApp {
+    addr: std::net::SocketAddr,
     pub models_dir: tempfile::TempDir,
     pub client: PredictorClient<Channel>,
     pub channel: Channel,
@@ -87,6 +88,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The address the server listens on.
+    pub fn channel_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     pub fn models_path(&self) -> &Path {
         self.models_dir.path()
     }
@@ -155,6 +161,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     TestApp {
+        addr,
         models_dir,
         client: PredictorClient::new(channel.clone()),
         channel,

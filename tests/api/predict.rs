@@ -186,3 +186,81 @@ async fn predict_stream_answers_each_request_in_order() {
     assert_eq!(ids, (0..20).map(|i| format!("req-{i}")).collect::<Vec<_>>());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_invalid_message_ends_the_stream_with_its_status() {
+    let mut app = spawn_app().await;
+    let good = request(vec![candidate(BEST_CELL)], &["cifar10/val_acc_200ep"]);
+    let bad = request(
+        vec![candidate(BEST_CELL), candidate("|bogus|")],
+        &["cifar10/val_acc_200ep"],
+    );
+    let mut responses = app
+        .client
+        .predict_stream(tokio_stream::iter(vec![good.clone(), bad, good]))
+        .await
+        .expect("stream")
+        .into_inner();
+    responses
+        .next()
+        .await
+        .expect("first answer")
+        .expect("the valid request is answered");
+    let status = responses
+        .next()
+        .await
+        .expect("an error")
+        .expect_err("the invalid request fails");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("candidates[1].arch"),
+        "{}",
+        status.message()
+    );
+    assert!(responses.next().await.is_none(), "the stream has ended");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_command_line_client_prints_a_table() {
+    let app = spawn_app().await;
+    let server = format!("http://{}", app.channel_addr());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nasperf"))
+            .args([
+                "predict", "--server", &server, "--arch", BEST_CELL, "--arch", "000100",
+            ])
+            .args([
+                "--objective",
+                "cifar10/val_acc_200ep",
+                "--objective",
+                "cifar10/edgegpu_latency",
+            ])
+            .output()
+            .expect("run nasperf predict")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("canonical key 333133"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("cifar10/val_acc_200ep"))
+        .expect("a row per objective");
+    let values: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(2)
+        .map(|v| v.parse().expect("a number"))
+        .collect();
+    assert!(
+        values[0] > values[1],
+        "the best cell beats a lone skip: {line}"
+    );
+    app.stop().await;
+}
