@@ -64,6 +64,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NASPERF_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    /// Requests served at once over all connections; more wait in line.
+    #[arg(long, env = "NASPERF_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "NASPERF_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_request_bytes: usize,

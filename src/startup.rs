@@ -33,6 +33,9 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Concurrent requests per connection; more wait.
     pub concurrency_per_connection: usize,
+    /// Concurrent requests over all connections; more wait, so that a burst
+    /// from many workers queues instead of exhausting memory.
+    pub max_concurrent_requests: usize,
 }
 
 impl ServeConfig {
@@ -46,6 +49,7 @@ impl ServeConfig {
             max_request_bytes: 16 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(25),
             concurrency_per_connection: 256,
+            max_concurrent_requests: 1024,
         }
     }
 }
@@ -170,6 +174,9 @@ impl Application {
         let server = Server::builder()
             .timeout(config.request_timeout)
             .concurrency_limit_per_connection(config.concurrency_per_connection)
+            .layer(tower::ServiceBuilder::new().layer(
+                tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests),
+            ))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection)

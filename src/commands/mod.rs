@@ -38,6 +38,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.request_timeout = args.request_timeout;
     config.max_request_bytes = args.max_request_bytes;
+    config.max_concurrent_requests = args.max_concurrent_requests;
     config.shutdown_grace = args.shutdown_grace;
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await

@@ -10,6 +10,7 @@ use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
+    objectives,
     predict::{self, CandidateInput, Limits, PredictInput, PredictOutput},
     proto::v1::{
         CandidatePrediction, ListObjectivesRequest, ListObjectivesResponse, ObjectiveInfo,
@@ -148,6 +149,7 @@ impl Predictor for PredictorService {
         _request: Request<ListObjectivesRequest>,
     ) -> Result<Response<ListObjectivesResponse>, Status> {
         let snapshot = self.registry.snapshot();
+        let catalogue = objectives::catalogue();
         let objectives = snapshot
             .objectives
             .iter()
@@ -158,6 +160,11 @@ impl Predictor for PredictorService {
                     load_error: entry.load_error.clone().unwrap_or_default(),
                     ..Default::default()
                 };
+                // Without a model, what the catalogue says of the objective.
+                if let Some(known) = catalogue.iter().find(|o| &o.id == id) {
+                    info.search_space = known.search_space.to_owned();
+                    info.unit = known.unit.to_owned();
+                }
                 if let Some(model) = &entry.model {
                     let m = &model.manifest;
                     info.search_space = m.search_space.clone();

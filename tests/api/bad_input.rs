@@ -230,3 +230,22 @@ async fn default_limits_keep_the_largest_batch_under_the_client_limit() {
     assert_eq!(r.into_inner().predictions.len(), 10_000);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn requests_over_the_timeout_are_cancelled() {
+    // A batch this size takes far longer than a millisecond to predict.
+    let mut app =
+        spawn_app_with(|config| config.request_timeout = std::time::Duration::from_millis(1)).await;
+    let status = app
+        .client
+        .predict(request(vec![good(); 10_000], &[]))
+        .await
+        .expect_err("over the timeout");
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{:?}: {}",
+        status.code(),
+        status.message()
+    );
+    app.stop().await;
+}

@@ -234,3 +234,55 @@ async fn a_broken_model_is_refused_and_the_old_one_keeps_serving() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn objectives_come_and_go_with_their_files() {
+    let mut app = spawn_app().await;
+    let objective = "cifar10/pgd_eps1";
+    let manifest = manifest_path_of(app.models_path(), objective);
+    let listed = |list: nasperf::proto::v1::ListObjectivesResponse| {
+        list.objectives.iter().any(|o| o.objective == objective)
+    };
+    let client = app.client.clone();
+    let wait_until = |want: bool| {
+        let mut client = client.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let list = client
+                    .list_objectives(ListObjectivesRequest {})
+                    .await
+                    .unwrap()
+                    .into_inner();
+                if listed(list) == want {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never became listed={want}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    std::fs::remove_file(&manifest).unwrap();
+    wait_until(false).await;
+    let status = app
+        .client
+        .predict(request(vec![candidate(BEST_CELL)], &[objective]))
+        .await
+        .expect_err("no model any more");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+
+    let model = fixture_models()
+        .iter()
+        .find(|m| m.manifest.objective == objective)
+        .unwrap();
+    write_model(app.models_path(), model).unwrap();
+    wait_until(true).await;
+    app.client
+        .predict(request(vec![candidate(BEST_CELL)], &[objective]))
+        .await
+        .expect("served again");
+    app.stop().await;
+}
