@@ -89,10 +89,6 @@ impl Application {
         self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
-    pub fn registry(&self) -> Arc<Registry> {
-        Arc::clone(&self.registry)
-    }
-
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops
     /// accepting, and waits up to the grace period for in-flight calls.
     pub async fn run_until_stopped(

@@ -49,22 +49,47 @@ pub struct Measurement {
     pub value: f64,
 }
 
-fn open(path: &Path) -> Result<csv::Reader<std::fs::File>, BenchError> {
+/// Reads a CSV table, calling `visit` with the data row index and the
+/// fields of `columns`, in that order. A missing column, a malformed row or
+/// an error `visit` returns names the file and the row.
+fn for_each_row(
+    path: &Path,
+    columns: &[&str],
+    mut visit: impl FnMut(&[&str]) -> Result<(), String>,
+) -> Result<(), BenchError> {
+    let csv_err = |source| BenchError::Csv {
+        file: path.to_owned(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(|source| BenchError::Io {
         file: path.to_owned(),
         source,
     })?;
-    Ok(csv::Reader::from_reader(file))
-}
-
-fn column(path: &Path, headers: &csv::StringRecord, name: &str) -> Result<usize, BenchError> {
-    headers
+    let mut reader = csv::Reader::from_reader(file);
+    let headers = reader.headers().map_err(csv_err)?.clone();
+    let indices: Vec<usize> = columns
         .iter()
-        .position(|h| h == name)
-        .ok_or_else(|| BenchError::MissingColumn {
-            file: path.to_owned(),
-            column: name.to_owned(),
+        .map(|name| {
+            headers
+                .iter()
+                .position(|h| h == *name)
+                .ok_or_else(|| BenchError::MissingColumn {
+                    file: path.to_owned(),
+                    column: (*name).to_owned(),
+                })
         })
+        .collect::<Result<_, _>>()?;
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(csv_err)?;
+        // The reader is not flexible: every record has the header's width.
+        let fields: Vec<&str> = indices.iter().map(|&i| &record[i]).collect();
+        visit(&fields).map_err(|message| BenchError::Row {
+            file: path.to_owned(),
+            row,
+            message,
+        })?;
+    }
+    Ok(())
 }
 
 fn parse_key(key_column: &str, text: &str) -> Result<Cell, String> {
@@ -86,41 +111,25 @@ fn parse_value(column: &str, text: &str) -> Result<f64, String> {
 /// objective's "not measured" sentinel. A non-finite value is an error, not
 /// a row to skip silently.
 pub fn load_objective(root: &Path, objective: &Objective) -> Result<Vec<Measurement>, BenchError> {
-    let path = root.join(objective.source.file);
-    let mut reader = open(&path)?;
-    let headers = reader
-        .headers()
-        .map_err(|source| BenchError::Csv {
-            file: path.clone(),
-            source,
-        })?
-        .clone();
-    let key = column(&path, &headers, objective.source.key_column)?;
-    let value = column(&path, &headers, &objective.source.column)?;
+    let key_column = objective.source.key_column;
+    let column = objective.source.column.as_str();
     let mut out = Vec::new();
-    for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|source| BenchError::Csv {
-            file: path.clone(),
-            source,
-        })?;
-        let row_err = |message: String| BenchError::Row {
-            file: path.clone(),
-            row,
-            message,
-        };
-        let cell = parse_key(objective.source.key_column, &record[key]).map_err(row_err)?;
-        let v = parse_value(&objective.source.column, &record[value]).map_err(row_err)?;
-        if objective.missing_sentinel == Some(v) {
-            continue;
-        }
-        if !v.is_finite() {
-            return Err(row_err(format!(
-                "column {:?} is not finite",
-                objective.source.column
-            )));
-        }
-        out.push(Measurement { cell, value: v });
-    }
+    for_each_row(
+        &root.join(objective.source.file),
+        &[key_column, column],
+        |fields| {
+            let cell = parse_key(key_column, fields[0])?;
+            let value = parse_value(column, fields[1])?;
+            if objective.missing_sentinel == Some(value) {
+                return Ok(());
+            }
+            if !value.is_finite() {
+                return Err(format!("column {column:?} is not finite"));
+            }
+            out.push(Measurement { cell, value });
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
@@ -144,41 +153,105 @@ pub fn load_proxies(
     let Some(file) = proxy_file(ds) else {
         return Ok(None);
     };
-    let path = root.join(file);
-    let mut reader = open(&path)?;
-    let headers = reader
-        .headers()
-        .map_err(|source| BenchError::Csv {
-            file: path.clone(),
-            source,
-        })?
-        .clone();
-    let key = column(&path, &headers, "net")?;
-    let columns: Vec<usize> = PROXY_NAMES
-        .iter()
-        .map(|p| column(&path, &headers, p))
-        .collect::<Result<_, _>>()?;
+    let mut columns = vec!["net"];
+    columns.extend(PROXY_NAMES);
     let mut out = HashMap::new();
-    for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|source| BenchError::Csv {
-            file: path.clone(),
-            source,
-        })?;
-        let row_err = |message: String| BenchError::Row {
-            file: path.clone(),
-            row,
-            message,
-        };
-        let cell = parse_key("net", &record[key]).map_err(row_err)?;
+    for_each_row(&root.join(file), &columns, |fields| {
+        let cell = parse_key("net", fields[0])?;
         let mut values = ProxyValues::MISSING;
-        for (i, &c) in columns.iter().enumerate() {
-            let v = parse_value(PROXY_NAMES[i], &record[c]).map_err(row_err)?;
+        for (i, (name, text)) in PROXY_NAMES.iter().zip(&fields[1..]).enumerate() {
+            let v = parse_value(name, text)?;
             if !v.is_finite() {
-                return Err(row_err(format!("proxy {:?} is not finite", PROXY_NAMES[i])));
+                return Err(format!("proxy {name:?} is not finite"));
             }
             values.0[i] = v;
         }
         out.insert(cell, values);
-    }
+        Ok(())
+    })?;
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objectives::catalogue;
+
+    fn objective() -> Objective {
+        catalogue()
+            .into_iter()
+            .find(|o| o.id == "cifar10/edgetpu_latency")
+            .expect("in the catalogue")
+    }
+
+    fn table(dir: &Path, body: &str) {
+        let path = dir.join(objective().source.file);
+        std::fs::create_dir_all(path.parent().expect("a folder")).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+
+    #[test]
+    fn reads_rows_and_skips_the_not_measured_sentinel() {
+        let dir = tempfile::tempdir().unwrap();
+        table(
+            dir.path(),
+            "net,edgetpu_latency\n\"(4, 3, 3, 0, 0, 0)\",0.95\n\"(2, 2, 0, 4, 2, 0)\",-1\n",
+        );
+        let rows = load_objective(dir.path(), &objective()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].cell.to_op_codes(), "421211");
+        assert_eq!(rows[0].value, 0.95);
+    }
+
+    #[test]
+    fn bad_tables_name_the_file_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        table(
+            dir.path(),
+            "net,edgetpu_latency\n\"(4, 3, 3, 0, 0, 0)\",0.95\n\"(9, 3, 3, 0, 0, 0)\",1\n",
+        );
+        let e = load_objective(dir.path(), &objective())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("zccombine_hw_cifar10.csv, data row 1: column \"net\""),
+            "{e}"
+        );
+
+        table(
+            dir.path(),
+            "net,edgetpu_latency\n\"(4, 3, 3, 0, 0, 0)\",fast\n",
+        );
+        let e = load_objective(dir.path(), &objective())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data row 0: column \"edgetpu_latency\": \"fast\" is not a number"),
+            "{e}"
+        );
+
+        table(
+            dir.path(),
+            "net,edgetpu_latency\n\"(4, 3, 3, 0, 0, 0)\",NaN\n",
+        );
+        let e = load_objective(dir.path(), &objective())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not finite"), "{e}");
+
+        table(dir.path(), "net,latency\n");
+        let e = load_objective(dir.path(), &objective())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no column \"edgetpu_latency\""), "{e}");
+
+        table(dir.path(), "net,edgetpu_latency\n\"(4, 3, 3, 0, 0, 0)\"\n");
+        assert!(
+            load_objective(dir.path(), &objective()).is_err(),
+            "a short row is an error"
+        );
+
+        let missing = load_objective(&dir.path().join("nowhere"), &objective()).unwrap_err();
+        assert!(matches!(missing, BenchError::Io { .. }));
+    }
 }

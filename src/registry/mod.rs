@@ -87,7 +87,6 @@ pub struct Registry {
     /// Fingerprints of what the current snapshot was built from, and of
     /// refused files; only the reloader touches it (never across `.await`).
     seen: Mutex<HashMap<String, Fingerprint>>,
-    generation_tx: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -106,7 +105,6 @@ impl Registry {
             spaces,
             current: ArcSwap::from_pointee(ModelSet::default()),
             seen: Mutex::new(HashMap::new()),
-            generation_tx: watch::channel(0).0,
         }
     }
 
@@ -117,11 +115,6 @@ impl Registry {
     /// The current models. Hold the returned `Arc` for the whole request.
     pub fn snapshot(&self) -> Arc<ModelSet> {
         self.current.load_full()
-    }
-
-    /// Notified with the generation after every swap.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.generation_tx.subscribe()
     }
 
     /// Scans the directory and swaps in a new snapshot if anything changed.
@@ -201,7 +194,6 @@ impl Registry {
                 objectives: next,
                 generation,
             }));
-            self.generation_tx.send_replace(generation);
         }
         Ok(report)
     }
