@@ -2,6 +2,7 @@
 # when it is missing and exports the build environment. Safe to source twice.
 #
 # - protoc (Debian's protobuf-compiler) for the gRPC code;
+# - ccache (Debian's), so LightGBM's C++ is compiled once per cache;
 # - libclang (Debian's libclang-dev) and cmake >= 3.28 (Debian's is older,
 #   so from PyPI) for lightgbm3, which compiles LightGBM's C++ (~8 minutes
 #   on 2 cores, once: CARGO_TARGET_DIR lives outside the work tree).
@@ -17,6 +18,7 @@ as_root() {
 
 missing_debs=()
 command -v protoc >/dev/null 2>&1 || missing_debs+=(protobuf-compiler)
+command -v ccache >/dev/null 2>&1 || missing_debs+=(ccache)
 compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null \
     || missing_debs+=(libclang-dev)
 if [ ${#missing_debs[@]} -gt 0 ]; then
@@ -44,6 +46,17 @@ if [ -z "${CMAKE:-}" ] || ! cmake_is_new_enough "$CMAKE"; then
     export CMAKE
 fi
 cmake_is_new_enough "$CMAKE" || { echo "no cmake >= 3.28 available" >&2; return 1 2>/dev/null || exit 1; }
+
+# `cargo clippy` and `cargo test` run lightgbm3-sys's build script as two
+# different units (check and build mode hash differently), each compiling
+# LightGBM into its own OUT_DIR. ccache makes the second one cache hits:
+# paths under the target dir are rewritten relative to the compiler's working
+# directory, which has the same layout in every OUT_DIR.
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/nasperf-ccache}"
+export CCACHE_BASEDIR="$CARGO_TARGET_DIR"
+export CCACHE_NOHASHDIR=true
+export CMAKE_C_COMPILER_LAUNCHER=ccache
+export CMAKE_CXX_COMPILER_LAUNCHER=ccache
 
 for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component" >&2
