@@ -19,5 +19,6 @@ pub mod registry;
 pub mod service;
 pub mod space;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
 pub mod train;

@@ -16,6 +16,9 @@ pub struct ParsedArch {
     /// Identifies what the network computes: two encodings with the same key
     /// are the same network (accuracy and robustness cannot differ).
     pub canonical_key: String,
+    /// The architecture as sent, in the space's normalised encoding: two
+    /// spellings of one cell get the same encoding (the store keys on it).
+    pub encoding: String,
     /// One value per name in [`SearchSpace::feature_names`], in that order.
     pub features: Vec<f64>,
 }

@@ -91,6 +91,7 @@ impl SearchSpace for Nb201 {
         let cell = Cell::parse(encoding)?;
         Ok(ParsedArch {
             canonical_key: cell.canonical().to_op_codes(),
+            encoding: cell.to_op_codes(),
             features: self.features(&cell),
         })
     }

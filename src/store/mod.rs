@@ -1,0 +1,419 @@
+//! The evaluation store: studies, architectures, proxies and the true
+//! evaluations workers report, kept exactly once.
+//!
+//! Two backends behind one type: PostgreSQL, shared by every replica, and an
+//! embedded SQLite file, the zero-set-up default. Both run the same SQL
+//! through sqlx's `Any` driver (`$N` placeholders, times as Unix
+//! milliseconds set here), so they cannot drift apart in behaviour; each has
+//! its own migrations (`migrations/postgres`, `migrations/sqlite`), embedded
+//! in the binary and applied at start. sqlx's migrator takes a PostgreSQL
+//! advisory lock, so replicas starting together are safe.
+
+mod record;
+
+use std::{
+    path::Path,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use sqlx::{
+    AnyPool, Row,
+    any::{AnyConnectOptions, AnyPoolOptions},
+    migrate::Migrator,
+};
+
+pub use self::record::{NewEvaluation, RecordOutcome, Rejection, RejectionKind};
+use crate::space::SearchSpaces;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The study evaluations go to when a request names none.
+pub const DEFAULT_STUDY: &str = "default";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL scheme {0:?}; use postgres://... or sqlite://...")]
+    UnsupportedUrl(String),
+    #[error("study {0:?} already exists")]
+    StudyExists(String),
+    #[error("study {0:?} does not exist")]
+    UnknownStudy(String),
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
+    #[error("creating the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing a
+    /// request): the client should retry with the same idempotency keys.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
+/// A study and how much it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Study {
+    pub name: String,
+    pub description: String,
+    pub created_at_ms: i64,
+    pub evaluations: i64,
+}
+
+/// What `list_evaluations` returns, newest last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvaluation {
+    pub id: i64,
+    pub study: String,
+    pub search_space: String,
+    pub encoding: String,
+    pub canonical_key: String,
+    pub objective: String,
+    pub value: f64,
+    pub budget: Option<f64>,
+    pub worker: String,
+    pub recorded_at_ms: i64,
+    pub idempotency_key: String,
+}
+
+/// Which evaluations to list. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvaluationFilter {
+    /// Studies to read; several pool their data. Empty means the default.
+    pub studies: Vec<String>,
+    pub objective: String,
+    pub worker: String,
+    /// The architecture in any accepted encoding, with its search space.
+    pub search_space: String,
+    pub arch: String,
+    /// Recorded at or after, Unix milliseconds (0: no bound).
+    pub since_ms: i64,
+    /// Recorded before, Unix milliseconds (0: no bound).
+    pub until_ms: i64,
+    /// Return rows with `id` greater than this (the previous page's token).
+    pub after_id: i64,
+    pub limit: u32,
+}
+
+/// The most rows one page returns.
+pub const MAX_PAGE: u32 = 10_000;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    spaces: SearchSpaces,
+}
+
+impl Store {
+    /// Opens the store a server is configured with: PostgreSQL when a URL
+    /// is given, otherwise SQLite in `data_dir/nasperf.db`, created if
+    /// missing. Applies pending migrations.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, StoreError> {
+        match database_url {
+            Some(url) => Self::connect(url).await,
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+                    path: data_dir.to_owned(),
+                    source,
+                })?;
+                let path = data_dir.join("nasperf.db");
+                Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+            }
+        }
+    }
+
+    /// Connects to `url` (`postgres://` or `sqlite://`) and migrates.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default().to_owned();
+            return Err(StoreError::UnsupportedUrl(scheme));
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let pool = match backend {
+            Backend::Postgres => pool_options.max_connections(16),
+            // One writer at a time is what SQLite allows anyway; a single
+            // connection also serialises our read-modify-write batches.
+            Backend::Sqlite => pool_options.max_connections(1).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            }),
+        }
+        .connect_with(options)
+        .await?;
+        let store = Store {
+            pool,
+            backend,
+            spaces: SearchSpaces::builtin(),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // === Studies ===
+
+    pub async fn create_study(&self, name: &str, description: &str) -> Result<Study, StoreError> {
+        validate_study_name(name)?;
+        let created_at_ms = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO studies (name, description, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(description)
+        .bind(created_at_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        if inserted.is_none() {
+            return Err(StoreError::StudyExists(name.to_owned()));
+        }
+        Ok(Study {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            created_at_ms,
+            evaluations: 0,
+        })
+    }
+
+    pub async fn list_studies(&self) -> Result<Vec<Study>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.name, s.description, s.created_at, \
+                    (SELECT COUNT(*) FROM evaluations e WHERE e.study_id = s.id AND e.excluded = $1) AS n \
+             FROM studies s ORDER BY s.name",
+        )
+        .bind(false)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(study_from_row).collect()
+    }
+
+    pub async fn study(&self, name: &str) -> Result<Study, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.name, s.description, s.created_at, \
+                    (SELECT COUNT(*) FROM evaluations e WHERE e.study_id = s.id AND e.excluded = $1) AS n \
+             FROM studies s WHERE s.name = $2",
+        )
+        .bind(false)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(study_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::UnknownStudy(name.to_owned()))
+    }
+
+    // === Evaluations ===
+
+    /// Records a batch in one transaction and says, per row, what happened.
+    /// Rows that fail validation are rejected; the others are kept.
+    pub async fn record(&self, batch: &[NewEvaluation]) -> Result<Vec<RecordOutcome>, StoreError> {
+        record::record(&self.pool, &self.spaces, batch).await
+    }
+
+    /// Evaluations matching `filter`, in id order, at most `filter.limit`.
+    pub async fn list_evaluations(
+        &self,
+        filter: &EvaluationFilter,
+    ) -> Result<Vec<StoredEvaluation>, StoreError> {
+        let studies: Vec<String> = if filter.studies.is_empty() {
+            vec![DEFAULT_STUDY.to_owned()]
+        } else {
+            filter.studies.clone()
+        };
+        for s in &studies {
+            // An unknown study is an error, not an empty page.
+            self.study(s).await?;
+        }
+        let limit = if filter.limit == 0 {
+            1_000
+        } else {
+            filter.limit.min(MAX_PAGE)
+        };
+        let mut sql = String::from(
+            "SELECT e.id, s.name, a.search_space, a.encoding, a.canonical_key, e.objective, e.value, e.budget, \
+                    e.worker, e.recorded_at, e.idempotency_key \
+             FROM evaluations e JOIN studies s ON s.id = e.study_id JOIN architectures a ON a.id = e.architecture_id \
+             WHERE e.excluded = $1 AND e.id > $2",
+        );
+        let mut n = 2;
+        let mut next = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace("{}", &format!("${n}")));
+        };
+        sql.push_str(" AND s.name IN (");
+        for (i, _) in studies.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            next(&mut sql, "{}");
+        }
+        sql.push(')');
+        let arch = if filter.arch.is_empty() {
+            None
+        } else {
+            let space = self.spaces.get(&filter.search_space).ok_or_else(|| {
+                StoreError::InvalidArgument {
+                    field: "search_space",
+                    message: format!("unknown search space {:?}", filter.search_space),
+                }
+            })?;
+            let parsed = space
+                .parse(&filter.arch)
+                .map_err(|e| StoreError::InvalidArgument {
+                    field: "arch",
+                    message: e.0,
+                })?;
+            Some((space.name(), parsed.encoding))
+        };
+        if !filter.objective.is_empty() {
+            next(&mut sql, " AND e.objective = {}");
+        }
+        if !filter.worker.is_empty() {
+            next(&mut sql, " AND e.worker = {}");
+        }
+        if arch.is_some() {
+            next(&mut sql, " AND a.search_space = {}");
+            next(&mut sql, " AND a.encoding = {}");
+        }
+        if filter.since_ms > 0 {
+            next(&mut sql, " AND e.recorded_at >= {}");
+        }
+        if filter.until_ms > 0 {
+            next(&mut sql, " AND e.recorded_at < {}");
+        }
+        next(&mut sql, " ORDER BY e.id LIMIT {}");
+
+        let mut query = sqlx::query(&sql).bind(false).bind(filter.after_id);
+        for s in &studies {
+            query = query.bind(s.as_str());
+        }
+        if !filter.objective.is_empty() {
+            query = query.bind(filter.objective.as_str());
+        }
+        if !filter.worker.is_empty() {
+            query = query.bind(filter.worker.as_str());
+        }
+        if let Some((space, encoding)) = &arch {
+            query = query.bind(*space).bind(encoding.as_str());
+        }
+        if filter.since_ms > 0 {
+            query = query.bind(filter.since_ms);
+        }
+        if filter.until_ms > 0 {
+            query = query.bind(filter.until_ms);
+        }
+        query = query.bind(i64::from(limit));
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEvaluation {
+                    id: r.try_get(0)?,
+                    study: r.try_get(1)?,
+                    search_space: r.try_get(2)?,
+                    encoding: r.try_get(3)?,
+                    canonical_key: r.try_get(4)?,
+                    objective: r.try_get(5)?,
+                    value: r.try_get(6)?,
+                    budget: r.try_get(7)?,
+                    worker: r.try_get(8)?,
+                    recorded_at_ms: r.try_get(9)?,
+                    idempotency_key: r.try_get(10)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn study_from_row(r: &sqlx::any::AnyRow) -> Result<Study, StoreError> {
+    Ok(Study {
+        name: r.try_get(0)?,
+        description: r.try_get(1)?,
+        created_at_ms: r.try_get(2)?,
+        evaluations: r.try_get(3)?,
+    })
+}
+
+/// Study names appear in logs, URLs and file names: keep them plain.
+pub fn validate_study_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidArgument {
+            field: "name",
+            message: format!(
+                "study name {name:?} must be 1-128 characters of letters, digits, '-', '_' or '.'"
+            ),
+        })
+    }
+}
