@@ -3,7 +3,10 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/nasperf/v1/predictor.proto"];
+    let protos = [
+        "proto/nasperf/v1/predictor.proto",
+        "proto/nasperf/v1/store.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

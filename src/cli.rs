@@ -68,6 +68,16 @@ pub struct ServeArgs {
     #[arg(long, env = "NASPERF_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
 
+    /// PostgreSQL for the evaluation store, shared by every replica, e.g.
+    /// `postgres://user:pass@db:5432/nasperf`. Never logged. Without it, an
+    /// embedded SQLite file in `--data-dir` is used.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where the embedded SQLite store lives when no database URL is given.
+    #[arg(long, env = "NASPERF_DATA_DIR", default_value = "./nasperf-data")]
+    pub data_dir: PathBuf,
+
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "NASPERF_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_request_bytes: usize,

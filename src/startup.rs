@@ -14,11 +14,16 @@ use crate::{
     proto::{self, v1::predictor_server::PredictorServer},
     registry::Registry,
     service::PredictorService,
+    service::store::StoreService,
     space::SearchSpaces,
+    store::{DatabaseUrl, Store, StoreHandle},
 };
 
 /// The health service name of the predictor (`grpc.health.v1`).
 pub const PREDICTOR_HEALTH_NAME: &str = "nasperf.v1.Predictor";
+/// The health service name of the evaluation store: NOT_SERVING while the
+/// database is unreachable, without making predictions unready.
+pub const STORE_HEALTH_NAME: &str = "nasperf.v1.Store";
 
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -36,6 +41,10 @@ pub struct ServeConfig {
     /// Concurrent requests over all connections; more wait, so that a burst
     /// from many workers queues instead of exhausting memory.
     pub max_concurrent_requests: usize,
+    /// PostgreSQL for the evaluation store; `None` uses SQLite in `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Where the embedded SQLite store lives.
+    pub data_dir: PathBuf,
 }
 
 impl ServeConfig {
@@ -50,6 +59,8 @@ impl ServeConfig {
             shutdown_grace: Duration::from_secs(25),
             concurrency_per_connection: 256,
             max_concurrent_requests: 1024,
+            database_url: None,
+            data_dir: PathBuf::from("./nasperf-data"),
         }
     }
 }
@@ -111,6 +122,22 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("building the reflection service")?;
+        let store = StoreHandle::default();
+        health
+            .set_service_status(STORE_HEALTH_NAME, ServingStatus::NotServing)
+            .await;
+        let connector = tokio::spawn(connect_store(
+            store.clone(),
+            config.database_url.clone(),
+            config.data_dir.clone(),
+            health.clone(),
+        ));
+        let store_service = crate::proto::v1::store_server::StoreServer::new(StoreService::new(
+            store,
+            config.limits.max_batch,
+        ))
+        .max_decoding_message_size(config.max_request_bytes)
+        .max_encoding_message_size(config.limits.max_response_bytes + 64 * 1024);
         let predictor = PredictorServer::new(PredictorService::new(
             Arc::clone(&registry),
             SearchSpaces::builtin(),
@@ -177,6 +204,7 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(predictor)
+            .add_service(store_service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
         let server = tokio::spawn(server);
 
@@ -197,8 +225,38 @@ impl Application {
             }
         }
         initial.abort();
+        connector.abort();
         tracing::info!("nasperf stopped");
         Ok(())
+    }
+}
+
+/// Opens the store, retrying with backoff while the database is
+/// unreachable, and reports its health. Predictions do not wait for it.
+async fn connect_store(
+    handle: StoreHandle,
+    url: Option<DatabaseUrl>,
+    data_dir: PathBuf,
+    health: HealthReporter,
+) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Store::open(url.as_ref().map(|u| u.0.as_str()), &data_dir).await {
+            Ok(store) => {
+                // The URL is never logged: only which backend serves.
+                tracing::info!(backend = ?store.backend(), "evaluation store ready");
+                handle.set(store);
+                health
+                    .set_service_status(STORE_HEALTH_NAME, ServingStatus::Serving)
+                    .await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?delay, "cannot open the evaluation store");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
     }
 }
 

@@ -39,6 +39,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.request_timeout = args.request_timeout;
     config.max_request_bytes = args.max_request_bytes;
     config.max_concurrent_requests = args.max_concurrent_requests;
+    config.database_url = args.database_url.map(crate::store::DatabaseUrl);
+    config.data_dir = args.data_dir;
     config.shutdown_grace = args.shutdown_grace;
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await

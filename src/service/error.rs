@@ -34,3 +34,24 @@ pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Status {
     tracing::error!(error = %cause, "{context}");
     Status::internal("internal error; the server log has the details")
 }
+
+impl From<crate::store::StoreError> for Status {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the evaluation store is unreachable");
+            return Status::unavailable(
+                "the evaluation store is unreachable; retry with the same idempotency keys",
+            );
+        }
+        match e {
+            StoreError::StudyExists(_) => Status::already_exists(e.to_string()),
+            StoreError::UnknownStudy(_) => Status::not_found(e.to_string()),
+            StoreError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            StoreError::Database(_)
+            | StoreError::Migrate(_)
+            | StoreError::UnsupportedUrl(_)
+            | StoreError::DataDir { .. } => internal("evaluation store error", &e),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! call [`crate::predict`], convert back.
 
 pub mod error;
+pub mod store;
 
 use std::{pin::Pin, sync::Arc};
 

@@ -31,6 +31,17 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 /// The study evaluations go to when a request names none.
 pub const DEFAULT_STUDY: &str = "default";
 
+/// A database URL. It may hold a password, so `Debug` shows only the scheme.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.0.split(':').next().unwrap_or_default();
+        write!(f, "{scheme}://[redacted]")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
@@ -124,6 +135,15 @@ pub struct EvaluationFilter {
 
 /// The most rows one page returns.
 pub const MAX_PAGE: u32 = 10_000;
+
+/// The rows a page holds for a requested size (0: the default of 1,000).
+pub fn page_size(requested: u32) -> u32 {
+    if requested == 0 {
+        1_000
+    } else {
+        requested.min(MAX_PAGE)
+    }
+}
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
@@ -290,11 +310,7 @@ impl Store {
             // An unknown study is an error, not an empty page.
             self.study(s).await?;
         }
-        let limit = if filter.limit == 0 {
-            1_000
-        } else {
-            filter.limit.min(MAX_PAGE)
-        };
+        let limit = page_size(filter.limit);
         let mut sql = String::from(
             "SELECT e.id, s.name, a.search_space, a.encoding, a.canonical_key, e.objective, e.value, e.budget, \
                     e.worker, e.recorded_at, e.idempotency_key \
@@ -415,5 +431,21 @@ pub fn validate_study_name(name: &str) -> Result<(), StoreError> {
                 "study name {name:?} must be 1-128 characters of letters, digits, '-', '_' or '.'"
             ),
         })
+    }
+}
+
+/// The store once it could be opened. Empty while the server is still
+/// connecting, so that predictions are served even when the database is
+/// down at start; store calls then answer UNAVAILABLE.
+#[derive(Debug, Clone, Default)]
+pub struct StoreHandle(std::sync::Arc<arc_swap::ArcSwapOption<Store>>);
+
+impl StoreHandle {
+    pub fn get(&self) -> Option<std::sync::Arc<Store>> {
+        self.0.load_full()
+    }
+
+    pub fn set(&self, store: Store) {
+        self.0.store(Some(std::sync::Arc::new(store)));
     }
 }

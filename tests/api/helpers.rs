@@ -81,6 +81,7 @@ fn train_fixture(iterations: u32, seed: u64) -> Vec<TrainedModel> {
 pub struct TestApp {
     addr: std::net::SocketAddr,
     pub models_dir: tempfile::TempDir,
+    _data_dir: tempfile::TempDir,
     pub client: PredictorClient<Channel>,
     pub channel: Channel,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -127,6 +128,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     }
     let mut config = ServeConfig::new("127.0.0.1:0".parse().expect("addr"), models_dir.path());
     config.reload_interval = Duration::from_millis(20);
+    // The embedded store, in this test's own folder.
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    config.data_dir = data_dir.path().to_owned();
     config.limits = Limits::default();
     configure(&mut config);
     let app = Application::build(config).await.expect("build");
@@ -163,6 +167,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     TestApp {
         addr,
         models_dir,
+        _data_dir: data_dir,
         client: PredictorClient::new(channel.clone()),
         channel,
         shutdown: Some(tx),

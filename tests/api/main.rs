@@ -7,3 +7,4 @@ mod helpers;
 mod hot_reload;
 mod predict;
 mod shutdown;
+mod store;

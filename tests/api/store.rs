@@ -1,0 +1,285 @@
+//! The `nasperf.v1.Store` service over gRPC, on both backends.
+
+use std::time::Duration;
+
+use nasperf::proto::v1::{
+    CreateStudyRequest, Evaluation, GetStudyRequest, ListEvaluationsRequest, ListStudiesRequest,
+    RecordEvaluationsRequest, record_result::Outcome, store_client::StoreClient,
+};
+use nasperf::store::DatabaseUrl;
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::helpers::{BEST_CELL, candidate, request, spawn_app_with};
+
+fn evaluation(key: &str, arch: &str, value: f64) -> Evaluation {
+    Evaluation {
+        study: String::new(),
+        search_space: "nb201".to_owned(),
+        arch: arch.to_owned(),
+        objective: "cifar10/val_acc_200ep".to_owned(),
+        value,
+        budget: Some(200.0),
+        worker: "gpu-7".to_owned(),
+        idempotency_key: key.to_owned(),
+        dataset: String::new(),
+        proxies: Default::default(),
+    }
+}
+
+async fn store_health(channel: &Channel) -> i32 {
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "nasperf.v1.Store".to_owned(),
+        })
+        .await
+        .expect("health")
+        .into_inner()
+        .status
+}
+
+async fn wait_store_ready(channel: &Channel) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store_health(channel).await != ServingStatus::Serving as i32 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh PostgreSQL database for one test, dropped by the caller.
+async fn fresh_postgres() -> (String, String) {
+    use sqlx::Connection;
+    let admin = std::env::var("NASPERF_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("nasperf_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL is running");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .expect("admin URL names a database")
+        .0;
+    (format!("{base}/{name}"), name)
+}
+
+async fn drop_postgres(name: &str) {
+    use sqlx::Connection;
+    let admin = std::env::var("NASPERF_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+/// Studies, streamed recording with bad rows and retries, and paged reads.
+async fn record_and_read_back(database_url: Option<String>) {
+    let app = spawn_app_with(|c| c.database_url = database_url.map(DatabaseUrl)).await;
+    wait_store_ready(&app.channel).await;
+    let mut store = StoreClient::new(app.channel.clone());
+
+    let created = store
+        .create_study(CreateStudyRequest {
+            name: "search-a".to_owned(),
+            description: "a search".to_owned(),
+        })
+        .await
+        .expect("create")
+        .into_inner();
+    assert_eq!(created.name, "search-a");
+    let again = store
+        .create_study(CreateStudyRequest {
+            name: "search-a".to_owned(),
+            description: String::new(),
+        })
+        .await
+        .expect_err("taken");
+    assert_eq!(again.code(), Code::AlreadyExists);
+    let bad_name = store
+        .create_study(CreateStudyRequest {
+            name: "a b".to_owned(),
+            description: String::new(),
+        })
+        .await
+        .expect_err("bad name");
+    assert_eq!(bad_name.code(), Code::InvalidArgument);
+    assert!(
+        bad_name.message().contains("name"),
+        "{}",
+        bad_name.message()
+    );
+
+    // Two messages on one stream; a bad row in the middle of the second.
+    let mut in_a = evaluation("a-1", BEST_CELL, 91.2);
+    in_a.study = "search-a".to_owned();
+    let mut bad = evaluation("bad", "|nope|", 50.0);
+    bad.study = "search-a".to_owned();
+    let messages = vec![
+        RecordEvaluationsRequest {
+            evaluations: vec![
+                evaluation("d-1", BEST_CELL, 91.5),
+                evaluation("d-2", "421211", 82.0),
+            ],
+        },
+        RecordEvaluationsRequest {
+            evaluations: vec![in_a, bad, evaluation("d-3", "000100", 40.0)],
+        },
+    ];
+    let response = store
+        .record_evaluations(tokio_stream::iter(messages.clone()))
+        .await
+        .expect("record")
+        .into_inner();
+    assert_eq!(
+        (response.stored, response.already_stored, response.rejected),
+        (4, 0, 1)
+    );
+    let rejected = &response.results[3];
+    assert_eq!(rejected.index, 3, "rows are numbered across the stream");
+    assert_eq!(rejected.outcome(), Outcome::Rejected);
+    assert_eq!(rejected.code, Code::InvalidArgument as i32);
+    assert!(
+        rejected.message.starts_with("evaluations[3].arch:"),
+        "{}",
+        rejected.message
+    );
+
+    // The worker retries the whole stream: nothing is stored twice.
+    let retry = store
+        .record_evaluations(tokio_stream::iter(messages))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(
+        (retry.stored, retry.already_stored, retry.rejected),
+        (0, 4, 1)
+    );
+
+    // A reused key with a different payload.
+    let clash = store
+        .record_evaluation_batch(RecordEvaluationsRequest {
+            evaluations: vec![evaluation("d-1", BEST_CELL, 10.0)],
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    assert_eq!(clash.results[0].outcome(), Outcome::Rejected);
+    assert_eq!(clash.results[0].code, Code::AlreadyExists as i32);
+
+    let default = store
+        .get_study(GetStudyRequest {
+            name: "default".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(default.evaluations, 3);
+    let names: Vec<String> = store
+        .list_studies(ListStudiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .studies
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["default", "search-a"]);
+
+    // Paged reads, pooled over both studies.
+    let mut keys = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = store
+            .list_evaluations(ListEvaluationsRequest {
+                studies: vec!["default".to_owned(), "search-a".to_owned()],
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        keys.extend(page.evaluations.iter().map(|e| e.idempotency_key.clone()));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(keys, ["d-1", "d-2", "a-1", "d-3"]);
+    let bad_token = store
+        .list_evaluations(ListEvaluationsRequest {
+            page_token: "xyz".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad token");
+    assert_eq!(bad_token.code(), Code::InvalidArgument);
+    let unknown = store
+        .list_evaluations(ListEvaluationsRequest {
+            studies: vec!["nope".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown study");
+    assert_eq!(unknown.code(), Code::NotFound);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn record_and_read_back_on_sqlite() {
+    record_and_read_back(None).await;
+}
+
+#[tokio::test]
+async fn record_and_read_back_on_postgres() {
+    let (url, name) = fresh_postgres().await;
+    record_and_read_back(Some(url)).await;
+    drop_postgres(&name).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_leaves_predictions_serving() {
+    // Nothing listens on port 1: the store cannot connect.
+    let mut app = spawn_app_with(|c| {
+        c.database_url = Some(DatabaseUrl(
+            "postgres://nasperf@127.0.0.1:1/nasperf".to_owned(),
+        ))
+    })
+    .await;
+    assert_eq!(
+        store_health(&app.channel).await,
+        ServingStatus::NotServing as i32
+    );
+    app.client
+        .predict(request(
+            vec![candidate(BEST_CELL)],
+            &["cifar10/val_acc_200ep"],
+        ))
+        .await
+        .expect("predictions keep being served");
+    let status = StoreClient::new(app.channel.clone())
+        .record_evaluation_batch(RecordEvaluationsRequest {
+            evaluations: vec![evaluation("k", BEST_CELL, 90.0)],
+        })
+        .await
+        .expect_err("the store is down");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status
+            .message()
+            .contains("retry with the same idempotency keys"),
+        "{}",
+        status.message()
+    );
+    app.stop().await;
+}
