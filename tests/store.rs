@@ -102,6 +102,7 @@ on_both_backends!(
     studies_do_not_see_each_others_data,
     concurrent_duplicate_batches_store_each_row_once,
     listing_filters_and_pages,
+    a_broken_workers_reports_are_excluded,
 );
 
 const CELLS: [&str; 4] = ["333133", "421211", "000100", "123412"];
@@ -428,6 +429,62 @@ async fn listing_filters_and_pages(store: &Store) {
         })
         .await
         .len(),
+        0
+    );
+}
+
+async fn a_broken_workers_reports_are_excluded(store: &Store) {
+    let mut batch = Vec::new();
+    for i in 0..10 {
+        let mut e = eval(&format!("x{i}"), CELLS[i % CELLS.len()], i as f64);
+        e.worker = if i < 4 {
+            "broken".to_owned()
+        } else {
+            "good".to_owned()
+        };
+        batch.push(e);
+    }
+    store.record(&batch).await.unwrap();
+    assert!(matches!(
+        store.exclude_evaluations("default", "", 0, 0).await,
+        Err(StoreError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        store.exclude_evaluations("nope", "broken", 0, 0).await,
+        Err(StoreError::UnknownStudy(_))
+    ));
+    assert_eq!(
+        store
+            .exclude_evaluations("default", "broken", 0, 0)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store
+            .exclude_evaluations("default", "broken", 0, 0)
+            .await
+            .unwrap(),
+        0,
+        "already excluded"
+    );
+    assert_eq!(count(store, &["default"]).await, 6);
+    assert_eq!(store.study("default").await.unwrap().evaluations, 6);
+    // A late retry of an excluded report is not stored again.
+    let retry = store.record(&batch[..1]).await.unwrap();
+    assert_eq!(retry, vec![RecordOutcome::AlreadyStored]);
+    assert_eq!(count(store, &["default"]).await, 6);
+    // A time range in the future excludes nothing.
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 60_000;
+    assert_eq!(
+        store
+            .exclude_evaluations("default", "", later, 0)
+            .await
+            .unwrap(),
         0
     );
 }

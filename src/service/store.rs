@@ -5,9 +5,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     proto::v1::{
-        self as pb, CreateStudyRequest, GetStudyRequest, ListEvaluationsRequest,
-        ListEvaluationsResponse, ListStudiesRequest, ListStudiesResponse, RecordEvaluationsRequest,
-        RecordEvaluationsResponse, RecordResult, record_result::Outcome, store_server,
+        self as pb, CreateStudyRequest, ExcludeEvaluationsRequest, ExcludeEvaluationsResponse,
+        GetStudyRequest, ListEvaluationsRequest, ListEvaluationsResponse, ListStudiesRequest,
+        ListStudiesResponse, RecordEvaluationsRequest, RecordEvaluationsResponse, RecordResult,
+        record_result::Outcome, store_server,
     },
     store::{EvaluationFilter, NewEvaluation, RecordOutcome, RejectionKind, Store, StoreHandle},
 };
@@ -167,6 +168,20 @@ impl store_server::Store for StoreService {
         self.record_batch(&store, request.into_inner().evaluations, 0, &mut response)
             .await?;
         Ok(Response::new(response))
+    }
+
+    #[tracing::instrument(skip_all, fields(study = %request.get_ref().study, worker = %request.get_ref().worker), err)]
+    async fn exclude_evaluations(
+        &self,
+        request: Request<ExcludeEvaluationsRequest>,
+    ) -> Result<Response<ExcludeEvaluationsResponse>, Status> {
+        let r = request.into_inner();
+        let excluded = self
+            .store()?
+            .exclude_evaluations(&r.study, &r.worker, r.since_unix_ms, r.until_unix_ms)
+            .await?;
+        tracing::warn!(excluded, "evaluations excluded by an admin call");
+        Ok(Response::new(ExcludeEvaluationsResponse { excluded }))
     }
 
     #[tracing::instrument(skip_all, err)]

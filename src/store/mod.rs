@@ -296,6 +296,62 @@ impl Store {
         record::record(&self.pool, &self.spaces, batch).await
     }
 
+    /// Marks the evaluations of one worker and/or one time range of a study
+    /// as excluded: reads and training no longer see them, and their keys
+    /// stay taken, so a late retry of an excluded report is not stored
+    /// again. Returns how many rows it excluded now. A worker or a time
+    /// range is required, so that a whole study is never excluded by an
+    /// empty request.
+    pub async fn exclude_evaluations(
+        &self,
+        study: &str,
+        worker: &str,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if worker.is_empty() && since_ms <= 0 && until_ms <= 0 {
+            return Err(StoreError::InvalidArgument {
+                field: "worker",
+                message: "name a worker or a time range (since/until) to exclude".to_owned(),
+            });
+        }
+        let study = if study.is_empty() {
+            DEFAULT_STUDY
+        } else {
+            study
+        };
+        // Resolves (and checks) the study first.
+        self.study(study).await?;
+        let mut sql = String::from(
+            "UPDATE evaluations SET excluded = $1 WHERE excluded = $2 \
+             AND study_id = (SELECT id FROM studies WHERE name = $3)",
+        );
+        let mut n = 3;
+        if !worker.is_empty() {
+            n += 1;
+            sql.push_str(&format!(" AND worker = ${n}"));
+        }
+        if since_ms > 0 {
+            n += 1;
+            sql.push_str(&format!(" AND recorded_at >= ${n}"));
+        }
+        if until_ms > 0 {
+            n += 1;
+            sql.push_str(&format!(" AND recorded_at < ${n}"));
+        }
+        let mut q = sqlx::query(&sql).bind(true).bind(false).bind(study);
+        if !worker.is_empty() {
+            q = q.bind(worker);
+        }
+        if since_ms > 0 {
+            q = q.bind(since_ms);
+        }
+        if until_ms > 0 {
+            q = q.bind(until_ms);
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
+    }
+
     /// Evaluations matching `filter`, in id order, at most `filter.limit`.
     pub async fn list_evaluations(
         &self,

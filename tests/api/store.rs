@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use nasperf::proto::v1::{
-    CreateStudyRequest, Evaluation, GetStudyRequest, ListEvaluationsRequest, ListStudiesRequest,
-    RecordEvaluationsRequest, record_result::Outcome, store_client::StoreClient,
+    CreateStudyRequest, Evaluation, ExcludeEvaluationsRequest, GetStudyRequest,
+    ListEvaluationsRequest, ListStudiesRequest, RecordEvaluationsRequest, record_result::Outcome,
+    store_client::StoreClient,
 };
 use nasperf::store::DatabaseUrl;
 use tonic::{Code, transport::Channel};
@@ -232,6 +233,34 @@ async fn record_and_read_back(database_url: Option<String>) {
         .await
         .expect_err("unknown study");
     assert_eq!(unknown.code(), Code::NotFound);
+
+    // The worker turns out broken: its reports in the default study go.
+    let excluded = store
+        .exclude_evaluations(ExcludeEvaluationsRequest {
+            study: String::new(),
+            worker: "gpu-7".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("exclude")
+        .into_inner()
+        .excluded;
+    assert_eq!(excluded, 3);
+    let left = store
+        .list_evaluations(ListEvaluationsRequest {
+            studies: vec!["default".to_owned(), "search-a".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluations;
+    assert_eq!(left.len(), 1, "only search-a's row is left");
+    let refused = store
+        .exclude_evaluations(ExcludeEvaluationsRequest::default())
+        .await
+        .expect_err("needs a worker or a time range");
+    assert_eq!(refused.code(), Code::InvalidArgument);
     app.stop().await;
 }
 
