@@ -37,6 +37,32 @@ pub enum Command {
     Predict(PredictArgs),
     /// List the objectives nasperf knows.
     Objectives(ObjectivesArgs),
+    /// Load benchmark tables into the evaluation store (twice changes nothing).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Directory of benchmark tables, as for `nasperf train`.
+    #[arg(long, env = "NASPERF_BENCHDATA")]
+    pub bench: PathBuf,
+
+    /// The study to import into; created if missing.
+    #[arg(long, default_value = "default")]
+    pub study: String,
+
+    /// Import only these objective IDs (repeatable); all by default.
+    #[arg(long = "objective")]
+    pub objectives: Vec<String>,
+
+    /// PostgreSQL URL of the store (never logged); SQLite in `--data-dir`
+    /// without it.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where the embedded SQLite store lives.
+    #[arg(long, env = "NASPERF_DATA_DIR", default_value = "./nasperf-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

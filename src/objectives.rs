@@ -275,6 +275,13 @@ pub fn catalogue() -> Vec<Objective> {
     out
 }
 
+/// The objective with this ID, from a catalogue built once: validation
+/// looks objectives up per row.
+pub fn get(id: &str) -> Option<&'static Objective> {
+    static CATALOGUE: std::sync::LazyLock<Vec<Objective>> = std::sync::LazyLock::new(catalogue);
+    CATALOGUE.iter().find(|o| o.id == id)
+}
+
 /// The catalogue as the Markdown table of `docs/objectives.md`.
 pub fn markdown() -> String {
     let mut s = String::from(

@@ -182,7 +182,7 @@ fn resolve_objectives(
                     });
                 }
             },
-            None if objectives::catalogue().iter().any(|o| &o.id == name) => {
+            None if objectives::get(name).is_some() => {
                 return Err(PredictError::NoModel {
                     index,
                     name: name.clone(),

@@ -103,6 +103,7 @@ on_both_backends!(
     concurrent_duplicate_batches_store_each_row_once,
     listing_filters_and_pages,
     a_broken_workers_reports_are_excluded,
+    importing_the_tables_twice_changes_nothing,
 );
 
 const CELLS: [&str; 4] = ["333133", "421211", "000100", "123412"];
@@ -487,4 +488,58 @@ async fn a_broken_workers_reports_are_excluded(store: &Store) {
             .unwrap(),
         0
     );
+}
+
+async fn importing_the_tables_twice_changes_nothing(store: &Store) {
+    let dir = std::env::var_os(nasperf::bench::BENCHDATA_ENV)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/benchdata")
+        });
+    // An accuracy table with proxies (9,445 canonical networks) and a
+    // hardware table with "not measured" rows (15,625 cells, 4,699 skipped).
+    let objectives: Vec<_> = ["cifar10/val_acc_200ep", "cifar10/edgetpu_latency"]
+        .iter()
+        .map(|id| nasperf::objectives::get(id).expect("known").clone())
+        .collect();
+    let expected = 9_445 + 15_625 - 4_699;
+    let mut seen = 0;
+    let first =
+        nasperf::store::import::import_tables(store, &dir, "bench", &objectives, |n, total| {
+            assert_eq!(total, expected as u64);
+            seen += n;
+        })
+        .await
+        .expect("import");
+    assert_eq!(seen, expected as u64, "progress covers every row");
+    assert_eq!((first.stored, first.already_stored), (expected as u64, 0));
+    assert!(
+        first.rejected.is_empty(),
+        "{:?}",
+        &first.rejected[..first.rejected.len().min(3)]
+    );
+    let second =
+        nasperf::store::import::import_tables(store, &dir, "bench", &objectives, |_, _| {})
+            .await
+            .expect("import again");
+    assert_eq!((second.stored, second.already_stored), (0, expected as u64));
+    assert_eq!(
+        store.study("bench").await.unwrap().evaluations,
+        expected as i64
+    );
+    assert_eq!(count(store, &["default"]).await, 0, "only the named study");
+    let best = store
+        .list_evaluations(&EvaluationFilter {
+            studies: vec!["bench".to_owned()],
+            objective: "cifar10/val_acc_200ep".to_owned(),
+            search_space: "nb201".to_owned(),
+            arch: CELLS[0].to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(best.len(), 1);
+    // zccombine_nb201_cifar10_valid_nets.csv, net (2, 2, 0, 2, 2, 2).
+    assert_eq!(best[0].value, 90.93);
+    assert_eq!(best[0].budget, Some(200.0));
 }

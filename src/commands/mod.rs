@@ -1,5 +1,6 @@
 //! What each subcommand does. `main.rs` only parses and calls [`run`].
 
+mod import;
 mod predict;
 mod train;
 
@@ -16,6 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Train(args) => tokio::task::spawn_blocking(move || train::run(args)).await?,
         Command::Predict(args) => predict::run(args).await,
+        Command::Import(args) => import::run(args).await,
         Command::Objectives(args) => {
             if args.markdown {
                 print!("{}", crate::objectives::markdown());

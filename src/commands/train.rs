@@ -14,20 +14,21 @@ use crate::{
     train::{TrainConfig, load_all_proxies, train_objective, write_model},
 };
 
+/// The objectives named on the command line, or all of them.
+pub fn select_objectives(ids: &[String]) -> anyhow::Result<Vec<Objective>> {
+    if ids.is_empty() {
+        return Ok(catalogue());
+    }
+    ids.iter()
+        .map(|id| match crate::objectives::get(id) {
+            Some(o) => Ok(o.clone()),
+            None => bail!("unknown objective {id:?}; `nasperf objectives` lists them"),
+        })
+        .collect()
+}
+
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let all = catalogue();
-    let selected: Vec<Objective> = if args.objectives.is_empty() {
-        all
-    } else {
-        let mut out = Vec::new();
-        for id in &args.objectives {
-            match all.iter().find(|o| &o.id == id) {
-                Some(o) => out.push(o.clone()),
-                None => bail!("unknown objective {id:?}; `nasperf objectives` lists them"),
-            }
-        }
-        out
-    };
+    let selected = select_objectives(&args.objectives)?;
     let config = TrainConfig {
         num_iterations: args.iterations,
         use_proxies: !args.no_proxies,

@@ -150,7 +150,6 @@ impl Predictor for PredictorService {
         _request: Request<ListObjectivesRequest>,
     ) -> Result<Response<ListObjectivesResponse>, Status> {
         let snapshot = self.registry.snapshot();
-        let catalogue = objectives::catalogue();
         let objectives = snapshot
             .objectives
             .iter()
@@ -162,7 +161,7 @@ impl Predictor for PredictorService {
                     ..Default::default()
                 };
                 // Without a model, what the catalogue says of the objective.
-                if let Some(known) = catalogue.iter().find(|o| &o.id == id) {
+                if let Some(known) = objectives::get(id) {
                     info.search_space = known.search_space.to_owned();
                     info.unit = known.unit.to_owned();
                 }

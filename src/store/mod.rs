@@ -9,6 +9,7 @@
 //! in the binary and applied at start. sqlx's migrator takes a PostgreSQL
 //! advisory lock, so replicas starting together are safe.
 
+pub mod import;
 mod record;
 
 use std::{

@@ -111,15 +111,12 @@ fn validate(
     let arch = space
         .parse(&e.arch)
         .map_err(|err| reject(InvalidArgument, format!("arch: {}", err.0)))?;
-    let objective = objectives::catalogue()
-        .into_iter()
-        .find(|o| o.id == e.objective)
-        .ok_or_else(|| {
-            reject(
-                NotFound,
-                format!("objective: unknown objective {:?}", e.objective),
-            )
-        })?;
+    let objective = objectives::get(&e.objective).ok_or_else(|| {
+        reject(
+            NotFound,
+            format!("objective: unknown objective {:?}", e.objective),
+        )
+    })?;
     if objective.search_space != space.name() {
         return Err(reject(
             InvalidArgument,

@@ -1,0 +1,56 @@
+//! `nasperf import`: benchmark tables into the evaluation store.
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::train::select_objectives;
+use crate::{
+    cli::ImportArgs,
+    store::{Store, import::import_tables},
+};
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let objectives = select_objectives(&args.objectives)?;
+    let store = Store::open(args.database_url.as_deref(), &args.data_dir)
+        .await
+        .context("opening the evaluation store")?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} rows")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = import_tables(
+        &store,
+        &args.bench,
+        &args.study,
+        &objectives,
+        |done, total| {
+            bar.set_length(total);
+            bar.inc(done);
+        },
+    )
+    .await?;
+    bar.finish();
+    println!(
+        "study {}: {} evaluations stored, {} already stored, {} rejected",
+        args.study,
+        report.stored,
+        report.already_stored,
+        report.rejected.len()
+    );
+    store.close().await;
+    if !report.rejected.is_empty() {
+        let shown: Vec<&str> = report
+            .rejected
+            .iter()
+            .take(10)
+            .map(String::as_str)
+            .collect();
+        bail!(
+            "{} rows were rejected, e.g.:\n{}",
+            report.rejected.len(),
+            shown.join("\n")
+        );
+    }
+    Ok(())
+}
