@@ -232,7 +232,8 @@ impl Application {
 }
 
 /// Opens the store, retrying with backoff while the database is
-/// unreachable, and reports its health. Predictions do not wait for it.
+/// unreachable, then keeps its health current by pinging it every second.
+/// Predictions never wait for it.
 async fn connect_store(
     handle: StoreHandle,
     url: Option<DatabaseUrl>,
@@ -245,10 +246,11 @@ async fn connect_store(
             Ok(store) => {
                 // The URL is never logged: only which backend serves.
                 tracing::info!(backend = ?store.backend(), "evaluation store ready");
-                handle.set(store);
+                handle.set(store.clone());
                 health
                     .set_service_status(STORE_HEALTH_NAME, ServingStatus::Serving)
                     .await;
+                watch_store_health(store, health).await;
                 return;
             }
             Err(e) => {
@@ -256,6 +258,37 @@ async fn connect_store(
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
+        }
+    }
+}
+
+/// Reports NOT_SERVING while the database does not answer, SERVING again
+/// once it does; the pool reconnects by itself.
+async fn watch_store_health(store: Store, health: HealthReporter) {
+    let mut serving = true;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let answer = tokio::time::timeout(Duration::from_secs(5), store.ping()).await;
+        let ok = matches!(answer, Ok(Ok(())));
+        if ok == serving {
+            continue;
+        }
+        serving = ok;
+        if ok {
+            tracing::info!("the evaluation store answers again");
+            health
+                .set_service_status(STORE_HEALTH_NAME, ServingStatus::Serving)
+                .await;
+        } else {
+            match answer {
+                Ok(Err(e)) => tracing::error!(error = %e, "the evaluation store stopped answering"),
+                _ => tracing::error!("the evaluation store stopped answering (ping timed out)"),
+            }
+            health
+                .set_service_status(STORE_HEALTH_NAME, ServingStatus::NotServing)
+                .await;
         }
     }
 }

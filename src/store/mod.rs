@@ -232,6 +232,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the database answers now (for health reporting).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -8,3 +8,4 @@ mod hot_reload;
 mod predict;
 mod shutdown;
 mod store;
+mod store_outage;
