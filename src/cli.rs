@@ -167,6 +167,10 @@ pub struct PredictArgs {
     /// The dataset the proxies were computed on.
     #[arg(long, default_value = "")]
     pub dataset: String,
+
+    /// Answer what this study has measured with the measured value.
+    #[arg(long, default_value = "")]
+    pub study: String,
 }
 
 #[derive(Debug, Args)]

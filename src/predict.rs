@@ -58,11 +58,21 @@ pub struct ObjectiveOutput {
     pub model_version: String,
 }
 
+/// One candidate's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateOutput {
+    pub canonical_key: String,
+    /// The architecture as sent, normalised (what the store keys on).
+    pub encoding: String,
+    pub search_space: &'static str,
+    /// In `PredictOutput::objectives` order.
+    pub values: Vec<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictOutput {
     pub objectives: Vec<ObjectiveOutput>,
-    /// Per candidate: canonical key and values in `objectives` order.
-    pub predictions: Vec<(String, Vec<f64>)>,
+    pub predictions: Vec<CandidateOutput>,
 }
 
 /// Why a prediction request failed. Every client error names the field and,
@@ -144,7 +154,8 @@ pub enum PredictError {
 fn response_bytes(candidates: usize, objectives: usize) -> usize {
     const PER_CANDIDATE: usize = 32;
     const PER_OBJECTIVE: usize = 128;
-    candidates * (objectives * 8 + PER_CANDIDATE) + objectives * PER_OBJECTIVE
+    // 8 bytes per value, 1 per `measured` flag.
+    candidates * (objectives * 9 + PER_CANDIDATE) + objectives * PER_OBJECTIVE
 }
 
 /// The models a request asks for, resolved against one snapshot.
@@ -267,9 +278,14 @@ pub fn predict(
         parsed.push((space.name(), arch, proxies));
     }
 
-    let mut predictions: Vec<(String, Vec<f64>)> = parsed
+    let mut predictions: Vec<CandidateOutput> = parsed
         .iter()
-        .map(|(_, arch, _)| (arch.canonical_key.clone(), Vec::with_capacity(models.len())))
+        .map(|(space, arch, _)| CandidateOutput {
+            canonical_key: arch.canonical_key.clone(),
+            encoding: arch.encoding.clone(),
+            search_space: space,
+            values: Vec::with_capacity(models.len()),
+        })
         .collect();
     let mut row = Vec::new();
     for (objective, model) in &models {
@@ -287,7 +303,7 @@ pub fn predict(
             }
             let p = proxies.as_ref().filter(|_| proxies_apply);
             predictions[index]
-                .1
+                .values
                 .push(model.predict(&arch.features, p, &mut row));
         }
     }

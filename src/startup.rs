@@ -133,7 +133,7 @@ impl Application {
             health.clone(),
         ));
         let store_service = crate::proto::v1::store_server::StoreServer::new(StoreService::new(
-            store,
+            store.clone(),
             config.limits.max_batch,
         ))
         .max_decoding_message_size(config.max_request_bytes)
@@ -142,6 +142,7 @@ impl Application {
             Arc::clone(&registry),
             SearchSpaces::builtin(),
             config.limits,
+            store,
         ))
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.limits.max_response_bytes + 64 * 1024);

@@ -104,6 +104,7 @@ on_both_backends!(
     listing_filters_and_pages,
     a_broken_workers_reports_are_excluded,
     importing_the_tables_twice_changes_nothing,
+    measured_values_follow_the_objective_kind,
 );
 
 const CELLS: [&str; 4] = ["333133", "421211", "000100", "123412"];
@@ -542,4 +543,51 @@ async fn importing_the_tables_twice_changes_nothing(store: &Store) {
     // zccombine_nb201_cifar10_valid_nets.csv, net (2, 2, 0, 2, 2, 2).
     assert_eq!(best[0].value, 90.93);
     assert_eq!(best[0].budget, Some(200.0));
+}
+
+async fn measured_values_follow_the_objective_kind(store: &Store) {
+    let mut latency = eval("lat", "000100", 1.5);
+    latency.objective = "cifar10/edgegpu_latency".to_owned();
+    let mut excluded = eval("bad", "000100", 0.0);
+    excluded.worker = "broken".to_owned();
+    store
+        .record(&[
+            eval("a", "000100", 40.0),
+            eval("b", "000100", 42.0),
+            latency,
+            excluded,
+        ])
+        .await
+        .unwrap();
+    store
+        .exclude_evaluations("default", "broken", 0, 0)
+        .await
+        .unwrap();
+    // 003100 is 000100 with a dead conv.
+    let candidates = [
+        ("nb201", "000100", "000100"),
+        ("nb201", "003100", "000100"),
+        ("nb201", "333133", "333133"),
+    ];
+    let objectives = ["cifar10/val_acc_200ep", "cifar10/edgegpu_latency"];
+    let m = store
+        .measured_values("default", &candidates, &objectives)
+        .await
+        .unwrap();
+    assert_eq!(
+        m.get(&(0, 0)),
+        Some(&41.0),
+        "mean, without the excluded report"
+    );
+    assert_eq!(m.get(&(0, 1)), Some(&1.5));
+    assert_eq!(m.get(&(1, 0)), Some(&41.0), "same network");
+    assert_eq!(m.get(&(1, 1)), None, "hardware is per cell");
+    assert_eq!(m.get(&(2, 0)), None);
+    assert_eq!(m.len(), 3);
+    assert!(matches!(
+        store
+            .measured_values("nope", &candidates, &objectives)
+            .await,
+        Err(StoreError::UnknownStudy(_))
+    ));
 }

@@ -25,6 +25,7 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
         dataset: args.dataset,
         objectives: args.objectives,
         request_id: String::new(),
+        study: args.study,
     };
     let response = client
         .predict(request)
@@ -32,6 +33,16 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
         .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
         .into_inner();
     print!("{}", render_table(&args.archs, &response));
+    if response
+        .predictions
+        .iter()
+        .any(|p| p.measured.contains(&true))
+    {
+        println!("* measured in the study, not predicted");
+    }
+    if response.measurements_unavailable {
+        println!("(the evaluation store was unreachable: every value is a prediction)");
+    }
     Ok(())
 }
 
@@ -60,7 +71,12 @@ fn render_table(archs: &[String], response: &crate::proto::v1::PredictResponse) 
         out.push_str(&format!("{:<width$}", o.objective));
         for p in &response.predictions {
             let v = p.values.get(j).copied().unwrap_or(f64::NAN);
-            out.push_str(&format!(" {v:>12.4}"));
+            let mark = if p.measured.get(j).copied().unwrap_or(false) {
+                "*"
+            } else {
+                " "
+            };
+            out.push_str(&format!(" {v:>11.4}{mark}"));
         }
         out.push_str(&format!("  {}\n", o.model_version));
     }

@@ -19,6 +19,7 @@ use crate::{
     },
     registry::Registry,
     space::SearchSpaces,
+    store::StoreHandle,
 };
 
 /// Batches with more candidate-objective predictions than this are computed
@@ -30,20 +31,61 @@ pub struct PredictorService {
     registry: Arc<Registry>,
     spaces: SearchSpaces,
     limits: Limits,
+    store: StoreHandle,
 }
 
 impl PredictorService {
-    pub fn new(registry: Arc<Registry>, spaces: SearchSpaces, limits: Limits) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        spaces: SearchSpaces,
+        limits: Limits,
+        store: StoreHandle,
+    ) -> Self {
         Self {
             registry,
             spaces,
             limits,
+            store,
+        }
+    }
+
+    /// What `study` has measured of `output`'s candidates. An unknown
+    /// study is the client's error; an unreachable store is not: the
+    /// predictions are served and the response says so.
+    async fn measured(&self, study: &str, output: &PredictOutput) -> Result<Measured, Status> {
+        let Some(store) = self.store.get() else {
+            return Ok(Measured::Unavailable);
+        };
+        let candidates: Vec<(&str, &str, &str)> = output
+            .predictions
+            .iter()
+            .map(|c| {
+                (
+                    c.search_space,
+                    c.encoding.as_str(),
+                    c.canonical_key.as_str(),
+                )
+            })
+            .collect();
+        let objectives: Vec<&str> = output
+            .objectives
+            .iter()
+            .map(|o| o.objective.as_str())
+            .collect();
+        match store.measured_values(study, &candidates, &objectives).await {
+            Ok(values) => Ok(Measured::Values(values)),
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "measured values unavailable; answering with predictions");
+                Ok(Measured::Unavailable)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
     /// Answers one request from one snapshot.
     async fn answer(&self, request: PredictRequest) -> Result<PredictResponse, Status> {
         let request_id = request.request_id.clone();
+        let study = request.study.clone();
         let input = PredictInput::from(request);
         let snapshot = self.registry.snapshot();
         let objectives = if input.objectives.is_empty() {
@@ -61,7 +103,12 @@ impl PredictorService {
             .await
             .map_err(|e| error::internal("prediction task failed", &e))??
         };
-        Ok(to_response(output, request_id))
+        let measured = if study.is_empty() {
+            None
+        } else {
+            Some(self.measured(&study, &output).await?)
+        };
+        Ok(to_response(output, request_id, measured.as_ref()))
     }
 }
 
@@ -83,7 +130,12 @@ impl From<PredictRequest> for PredictInput {
     }
 }
 
-fn to_response(output: PredictOutput, request_id: String) -> PredictResponse {
+fn to_response(
+    output: PredictOutput,
+    request_id: String,
+    measured: Option<&Measured>,
+) -> PredictResponse {
+    let n_objectives = output.objectives.len();
     PredictResponse {
         objectives: output
             .objectives
@@ -96,13 +148,36 @@ fn to_response(output: PredictOutput, request_id: String) -> PredictResponse {
         predictions: output
             .predictions
             .into_iter()
-            .map(|(canonical_key, values)| CandidatePrediction {
-                values,
-                canonical_key,
+            .enumerate()
+            .map(|(i, c)| {
+                let mut values = c.values;
+                let mut flags = Vec::new();
+                if let Some(Measured::Values(found)) = measured {
+                    flags = vec![false; n_objectives];
+                    for (j, value) in values.iter_mut().enumerate() {
+                        if let Some(v) = found.get(&(i, j)) {
+                            *value = *v;
+                            flags[j] = true;
+                        }
+                    }
+                }
+                CandidatePrediction {
+                    values,
+                    canonical_key: c.canonical_key,
+                    measured: flags,
+                }
             })
             .collect(),
         request_id,
+        measurements_unavailable: matches!(measured, Some(Measured::Unavailable)),
     }
+}
+
+/// What a study has measured for a request's candidates.
+enum Measured {
+    Values(std::collections::HashMap<(usize, usize), f64>),
+    /// The store could not be reached; every value is a prediction.
+    Unavailable,
 }
 
 type PredictStreamOut = Pin<Box<dyn Stream<Item = Result<PredictResponse, Status>> + Send>>;

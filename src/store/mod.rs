@@ -13,6 +13,7 @@ pub mod import;
 mod record;
 
 use std::{
+    collections::HashMap,
     path::Path,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -357,6 +358,92 @@ impl Store {
             q = q.bind(until_ms);
         }
         Ok(q.execute(&self.pool).await?.rows_affected())
+    }
+
+    /// The mean measured value of each (candidate, objective) this study
+    /// has evaluated, keyed by their positions in `candidates` and
+    /// `objectives`. Objectives that depend on the canonical network match
+    /// any cell with the candidate's canonical key; hardware objectives
+    /// match the cell as sent. `candidates` are (search space, encoding,
+    /// canonical key).
+    pub async fn measured_values(
+        &self,
+        study: &str,
+        candidates: &[(&str, &str, &str)],
+        objectives: &[&str],
+    ) -> Result<HashMap<(usize, usize), f64>, StoreError> {
+        self.study(study).await?;
+        let mut sums: HashMap<(usize, usize), (f64, u32)> = HashMap::new();
+        if candidates.is_empty() || objectives.is_empty() {
+            return Ok(HashMap::new());
+        }
+        // Candidates by (space, canonical key), to fan rows back out.
+        let mut by_key: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        for (i, (space, _, key)) in candidates.iter().enumerate() {
+            by_key.entry((space, key)).or_default().push(i);
+        }
+        let objective_index: HashMap<&str, usize> = objectives
+            .iter()
+            .enumerate()
+            .map(|(j, o)| (*o, j))
+            .collect();
+        let keys: Vec<(&str, &str)> = by_key.keys().copied().collect();
+        for chunk in keys.chunks(500) {
+            let mut sql = String::from(
+                "SELECT a.search_space, a.encoding, a.canonical_key, e.objective, e.value \
+                 FROM evaluations e JOIN studies s ON s.id = e.study_id JOIN architectures a ON a.id = e.architecture_id \
+                 WHERE s.name = $1 AND e.excluded = $2",
+            );
+            let mut n = 2;
+            sql.push_str(" AND e.objective IN (");
+            for j in 0..objectives.len() {
+                n += 1;
+                sql.push_str(&format!("{}${n}", if j > 0 { ", " } else { "" }));
+            }
+            sql.push_str(") AND a.canonical_key IN (");
+            for k in 0..chunk.len() {
+                n += 1;
+                sql.push_str(&format!("{}${n}", if k > 0 { ", " } else { "" }));
+            }
+            sql.push(')');
+            let mut q = sqlx::query(&sql).bind(study).bind(false);
+            for o in objectives {
+                q = q.bind(*o);
+            }
+            for (_, key) in chunk {
+                q = q.bind(*key);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let space: String = r.try_get(0)?;
+                let encoding: String = r.try_get(1)?;
+                let key: String = r.try_get(2)?;
+                let objective: String = r.try_get(3)?;
+                let value: f64 = r.try_get(4)?;
+                let (Some(&j), Some(known)) = (
+                    objective_index.get(objective.as_str()),
+                    crate::objectives::get(&objective),
+                ) else {
+                    continue;
+                };
+                let per_cell = !known.kind.depends_on_canonical_cell();
+                for &i in by_key
+                    .get(&(space.as_str(), key.as_str()))
+                    .into_iter()
+                    .flatten()
+                {
+                    if per_cell && candidates[i].1 != encoding {
+                        continue;
+                    }
+                    let e = sums.entry((i, j)).or_insert((0.0, 0));
+                    e.0 += value;
+                    e.1 += 1;
+                }
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|(k, (sum, n))| (k, sum / f64::from(n)))
+            .collect())
     }
 
     /// Evaluations matching `filter`, in id order, at most `filter.limit`.

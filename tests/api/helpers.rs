@@ -189,6 +189,7 @@ pub fn request(candidates: Vec<Candidate>, objectives: &[&str]) -> PredictReques
         dataset: String::new(),
         objectives: objectives.iter().map(|s| (*s).to_owned()).collect(),
         request_id: String::new(),
+        study: String::new(),
     }
 }
 

@@ -91,6 +91,7 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
                 "cifar100/test_acc_200ep".to_owned(),
             ],
             request_id: "r1".to_owned(),
+            study: String::new(),
         }
     };
     let on_cifar10 = app

@@ -310,5 +310,86 @@ async fn an_unreachable_database_leaves_predictions_serving() {
         "{}",
         status.message()
     );
+    // Asking for measured values still gets predictions, flagged.
+    let mut req = request(vec![candidate(BEST_CELL)], &["cifar10/val_acc_200ep"]);
+    req.study = "default".to_owned();
+    let r = app
+        .client
+        .predict(req)
+        .await
+        .expect("predictions keep being served")
+        .into_inner();
+    assert!(r.measurements_unavailable);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn predict_answers_what_the_study_measured() {
+    let mut app = spawn_app_with(|_| {}).await;
+    wait_store_ready(&app.channel).await;
+    let mut store = StoreClient::new(app.channel.clone());
+    let mut latency = evaluation("lat-1", "000100", 1.5);
+    latency.objective = "cifar10/edgegpu_latency".to_owned();
+    let recorded = store
+        .record_evaluation_batch(RecordEvaluationsRequest {
+            evaluations: vec![
+                // Two reports of one network average.
+                evaluation("acc-1", BEST_CELL, 93.0),
+                evaluation("acc-2", "333133", 91.0),
+                evaluation("acc-3", "000100", 40.0),
+                latency,
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(recorded.stored, 4);
+
+    // "003100" has a dead conv: the same network as "000100", another cell.
+    let objectives = ["cifar10/val_acc_200ep", "cifar10/edgegpu_latency"];
+    let mut req = request(
+        vec![
+            candidate(BEST_CELL),
+            candidate("000100"),
+            candidate("003100"),
+        ],
+        &objectives,
+    );
+    req.study = "default".to_owned();
+    let r = app
+        .client
+        .predict(req.clone())
+        .await
+        .expect("predict")
+        .into_inner();
+    assert!(!r.measurements_unavailable);
+    let p = &r.predictions;
+    assert_eq!(
+        (p[0].values[0], &p[0].measured[..]),
+        (92.0, &[true, false][..])
+    );
+    assert_eq!(
+        (p[1].values[0], p[1].values[1], &p[1].measured[..]),
+        (40.0, 1.5, &[true, true][..])
+    );
+    assert_eq!(
+        p[2].values[0], 40.0,
+        "accuracy follows the canonical network"
+    );
+    assert_eq!(
+        &p[2].measured[..],
+        &[true, false],
+        "latency is per cell as sent"
+    );
+
+    // Without a study: predictions only.
+    req.study.clear();
+    let plain = app.client.predict(req.clone()).await.unwrap().into_inner();
+    assert!(plain.predictions.iter().all(|p| p.measured.is_empty()));
+    assert_ne!(plain.predictions[0].values[0], 92.0);
+
+    req.study = "nope".to_owned();
+    let status = app.client.predict(req).await.expect_err("unknown study");
+    assert_eq!(status.code(), Code::NotFound);
     app.stop().await;
 }
