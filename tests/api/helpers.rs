@@ -196,3 +196,12 @@ pub fn request(candidates: Vec<Candidate>, objectives: &[&str]) -> PredictReques
 pub fn manifest_path_of(dir: &Path, objective: &str) -> PathBuf {
     nasperf::model::manifest_path(dir, objective)
 }
+
+/// The op codes of NB201 cell `n` (modulo 15,625) in op-code order: a
+/// cheap way to spread test rows over many architectures.
+pub fn nb201_cell(n: usize) -> String {
+    nasperf::space::nb201::cell::Cell::all()
+        .nth(n % 15_625)
+        .map(|c| c.to_op_codes())
+        .unwrap_or_default()
+}

@@ -13,7 +13,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{BEST_CELL, candidate, request, spawn_app_with};
+use crate::helpers::{BEST_CELL, candidate, nb201_cell, request, spawn_app_with};
 
 fn evaluation(key: &str, arch: &str, value: f64) -> Evaluation {
     Evaluation {
@@ -392,4 +392,65 @@ async fn predict_answers_what_the_study_measured() {
     let status = app.client.predict(req).await.expect_err("unknown study");
     assert_eq!(status.code(), Code::NotFound);
     app.stop().await;
+}
+
+/// Six workers stream the same 300 evaluations at once.
+async fn concurrent_duplicate_streams(database_url: Option<String>) {
+    let app = spawn_app_with(|c| c.database_url = database_url.map(DatabaseUrl)).await;
+    wait_store_ready(&app.channel).await;
+    let messages: Vec<RecordEvaluationsRequest> = (0..300)
+        .collect::<Vec<usize>>()
+        .chunks(50)
+        .map(|chunk| RecordEvaluationsRequest {
+            evaluations: chunk
+                .iter()
+                .map(|&i| evaluation(&format!("dup-{i}"), &nb201_cell(i * 7), i as f64))
+                .collect(),
+        })
+        .collect();
+    let streams: Vec<_> = (0..6)
+        .map(|_| {
+            let (mut client, messages) = (StoreClient::new(app.channel.clone()), messages.clone());
+            tokio::spawn(async move {
+                client
+                    .record_evaluations(tokio_stream::iter(messages))
+                    .await
+            })
+        })
+        .collect();
+    let (mut stored, mut already) = (0, 0);
+    for s in streams {
+        let r = s.await.unwrap().expect("stream").into_inner();
+        assert_eq!(r.rejected, 0);
+        stored += r.stored;
+        already += r.already_stored;
+    }
+    assert_eq!(
+        (stored, already),
+        (300, 5 * 300),
+        "each row stored by exactly one stream"
+    );
+    let rows = StoreClient::new(app.channel.clone())
+        .list_evaluations(ListEvaluationsRequest {
+            page_size: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .evaluations;
+    assert_eq!(rows.len(), 300);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicate_streams_on_sqlite() {
+    concurrent_duplicate_streams(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicate_streams_on_postgres() {
+    let (url, name) = fresh_postgres().await;
+    concurrent_duplicate_streams(Some(url)).await;
+    drop_postgres(&name).await;
 }

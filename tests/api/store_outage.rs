@@ -28,7 +28,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{BEST_CELL, candidate, request, spawn_app_with};
+use crate::helpers::{BEST_CELL, candidate, nb201_cell, request, spawn_app_with};
 
 /// Forwards a local port to `target` until cut; cutting closes every open
 /// connection at once.
@@ -80,10 +80,7 @@ impl Proxy {
 fn evaluation(i: usize) -> Evaluation {
     Evaluation {
         search_space: "nb201".to_owned(),
-        arch: format!("{:06}", i % 1_000)
-            .chars()
-            .map(|c| char::from(b'0' + (c as u8 - b'0') % 5))
-            .collect(),
+        arch: nb201_cell(i),
         objective: "cifar10/val_acc_200ep".to_owned(),
         value: i as f64 / 10.0,
         worker: "outage-test".to_owned(),
