@@ -2,24 +2,21 @@
 //! SQLite default (a fresh file per test) and the real PostgreSQL server (a
 //! fresh database per test, created by name and dropped afterwards).
 
+mod common;
+
 use std::{collections::BTreeMap, sync::Arc};
+
+use common::TestDatabase;
 
 use nasperf::store::{
     EvaluationFilter, NewEvaluation, RecordOutcome, RejectionKind, Store, StoreError,
 };
 
-/// The server tests create their databases on; `NASPERF_TEST_POSTGRES`
-/// overrides it.
-fn postgres_admin_url() -> String {
-    std::env::var("NASPERF_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
 /// A store and what must be cleaned up after it.
 struct TestStore {
     store: Store,
     _dir: Option<tempfile::TempDir>,
-    drop_database: Option<String>,
+    database: Option<TestDatabase>,
 }
 
 impl TestStore {
@@ -31,44 +28,26 @@ impl TestStore {
         Self {
             store,
             _dir: Some(dir),
-            drop_database: None,
+            database: None,
         }
     }
 
     async fn postgres() -> Self {
-        use sqlx::Connection;
-        let name = format!("nasperf_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = postgres_admin_url();
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL is running");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        let url = match admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("admin URL names a database"),
-        };
-        let store = Store::open(Some(&url), std::path::Path::new("unused"))
+        let database = TestDatabase::create().await;
+        let store = Store::open(Some(&database.url), std::path::Path::new("unused"))
             .await
             .expect("open postgres store");
         Self {
             store,
             _dir: None,
-            drop_database: Some(name),
+            database: Some(database),
         }
     }
 
     async fn cleanup(self) {
         self.store.close().await;
-        if let Some(name) = self.drop_database {
-            use sqlx::Connection;
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-            }
+        if let Some(database) = self.database {
+            database.drop().await;
         }
     }
 }
@@ -492,11 +471,7 @@ async fn a_broken_workers_reports_are_excluded(store: &Store) {
 }
 
 async fn importing_the_tables_twice_changes_nothing(store: &Store) {
-    let dir = std::env::var_os(nasperf::bench::BENCHDATA_ENV)
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/benchdata")
-        });
+    let dir = common::benchdata();
     // An accuracy table with proxies (9,445 canonical networks) and a
     // hardware table with "not measured" rows (15,625 cells, 4,699 skipped).
     let objectives: Vec<_> = ["cifar10/val_acc_200ep", "cifar10/edgetpu_latency"]

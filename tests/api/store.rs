@@ -13,7 +13,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{BEST_CELL, candidate, nb201_cell, request, spawn_app_with};
+use crate::helpers::{BEST_CELL, TestDatabase, candidate, nb201_cell, request, spawn_app_with};
 
 fn evaluation(key: &str, arch: &str, value: f64) -> Evaluation {
     Evaluation {
@@ -49,37 +49,6 @@ async fn wait_store_ready(channel: &Channel) {
             "the store never became ready"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A fresh PostgreSQL database for one test, dropped by the caller.
-async fn fresh_postgres() -> (String, String) {
-    use sqlx::Connection;
-    let admin = std::env::var("NASPERF_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("nasperf_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL is running");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    let base = admin
-        .rsplit_once('/')
-        .expect("admin URL names a database")
-        .0;
-    (format!("{base}/{name}"), name)
-}
-
-async fn drop_postgres(name: &str) {
-    use sqlx::Connection;
-    let admin = std::env::var("NASPERF_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
     }
 }
 
@@ -271,9 +240,9 @@ async fn record_and_read_back_on_sqlite() {
 
 #[tokio::test]
 async fn record_and_read_back_on_postgres() {
-    let (url, name) = fresh_postgres().await;
-    record_and_read_back(Some(url)).await;
-    drop_postgres(&name).await;
+    let database = TestDatabase::create().await;
+    record_and_read_back(Some(database.url.clone())).await;
+    database.drop().await;
 }
 
 #[tokio::test]
@@ -450,7 +419,7 @@ async fn concurrent_duplicate_streams_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_duplicate_streams_on_postgres() {
-    let (url, name) = fresh_postgres().await;
-    concurrent_duplicate_streams(Some(url)).await;
-    drop_postgres(&name).await;
+    let database = TestDatabase::create().await;
+    concurrent_duplicate_streams(Some(database.url.clone())).await;
+    database.drop().await;
 }

@@ -28,7 +28,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{BEST_CELL, candidate, nb201_cell, request, spawn_app_with};
+use crate::helpers::{BEST_CELL, TestDatabase, candidate, nb201_cell, request, spawn_app_with};
 
 /// Forwards a local port to `target` until cut; cutting closes every open
 /// connection at once.
@@ -91,20 +91,11 @@ fn evaluation(i: usize) -> Evaluation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_loses_and_doubles_nothing() {
-    use sqlx::Connection;
-    let admin = std::env::var("NASPERF_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("nasperf_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL is running");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let database = TestDatabase::create().await;
 
     let mut proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let url = format!("postgres://postgres@{}/{name}", proxy.addr);
+    // The same database, reached through the proxy.
+    let url = format!("postgres://postgres@{}/{}", proxy.addr, database.name);
     let app = spawn_app_with(|c| c.database_url = Some(DatabaseUrl(url))).await;
     let health = |channel: tonic::transport::Channel| async move {
         HealthClient::new(channel)
@@ -238,7 +229,5 @@ async fn a_database_outage_loses_and_doubles_nothing() {
 
     app.stop().await;
     proxy.cut().await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await;
+    database.drop().await;
 }
