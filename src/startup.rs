@@ -186,9 +186,11 @@ impl Application {
             shutdown_health
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
-            shutdown_health
-                .set_service_status(PREDICTOR_HEALTH_NAME, ServingStatus::NotServing)
-                .await;
+            for name in [PREDICTOR_HEALTH_NAME, STORE_HEALTH_NAME] {
+                shutdown_health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
             let _ = stop_tx.send(true);
             let _ = drain_tx.send(());
         };
@@ -207,10 +209,9 @@ impl Application {
             .add_service(predictor)
             .add_service(store_service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
-        let server = tokio::spawn(server);
+        let mut server = tokio::spawn(server);
 
         // Wait for the signal, then give in-flight calls the grace period.
-        let mut server = server;
         tokio::select! {
             result = &mut server => {
                 result.context("server task")?.context("server")?;
