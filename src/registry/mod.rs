@@ -216,6 +216,8 @@ impl Registry {
     pub async fn watch(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A directory that stays unreadable is logged once, not every poll.
+        let mut failing: Option<String> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
@@ -225,13 +227,24 @@ impl Registry {
                 return;
             }
             let registry = Arc::clone(&self);
-            match tokio::task::spawn_blocking(move || registry.reload()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(dir = %self.dir.display(), error = %e, "cannot scan the model directory")
+            let error = match tokio::task::spawn_blocking(move || registry.reload()).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("cannot scan the model directory: {e}")),
+                Err(e) => Some(format!("model reload task failed: {e}")),
+            };
+            match (&failing, &error) {
+                (None, Some(e)) => {
+                    tracing::error!(dir = %self.dir.display(), error = %e, "model reload failing")
                 }
-                Err(e) => tracing::error!(error = %e, "model reload task failed"),
+                (Some(_), None) => {
+                    tracing::info!(dir = %self.dir.display(), "model reload works again")
+                }
+                (Some(old), Some(e)) if old != e => {
+                    tracing::error!(dir = %self.dir.display(), error = %e, "model reload failing")
+                }
+                _ => {}
             }
+            failing = error;
         }
     }
 }

@@ -18,7 +18,7 @@ use nasperf::{
 
 use crate::helpers::{
     BEST_CELL, alternative_val_acc_model, candidate, fixture_models, manifest_path_of, request,
-    spawn_app,
+    spawn_app, spawn_app_with,
 };
 
 const OBJECTIVE: &str = "cifar10/val_acc_200ep";
@@ -284,5 +284,52 @@ async fn objectives_come_and_go_with_their_files() {
         .predict(request(vec![candidate(BEST_CELL)], &[objective]))
         .await
         .expect("served again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn models_that_arrive_after_start_are_served() {
+    // The model directory does not exist yet (a volume still being filled).
+    let mut app = spawn_app_with(|c| c.models_dir = c.models_dir.join("not-yet")).await;
+    let status = app
+        .client
+        .predict(request(vec![candidate(BEST_CELL)], &[OBJECTIVE]))
+        .await
+        .expect_err("no models yet");
+    assert_eq!(
+        status.code(),
+        tonic::Code::FailedPrecondition,
+        "{}",
+        status.message()
+    );
+
+    let model = fixture_models()
+        .iter()
+        .find(|m| m.manifest.objective == OBJECTIVE)
+        .unwrap();
+    write_model(&app.models_path().join("not-yet"), model).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match app
+            .client
+            .predict(request(vec![candidate(BEST_CELL)], &[OBJECTIVE]))
+            .await
+        {
+            Ok(r) => {
+                assert_eq!(
+                    r.into_inner().objectives[0].model_version,
+                    model.manifest.version
+                );
+                break;
+            }
+            Err(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the models were never loaded"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
     app.stop().await;
 }
