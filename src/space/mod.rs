@@ -41,6 +41,11 @@ pub trait SearchSpace: Send + Sync + 'static {
     /// Parses an encoding as a client sends it.
     fn parse(&self, encoding: &str) -> Result<ParsedArch, ArchError>;
 
+    /// What [`SearchSpace::parse`] says of an encoding's identity, without
+    /// computing features: `(encoding, canonical_key)`. The store needs
+    /// only this, for every row it records.
+    fn identify(&self, encoding: &str) -> Result<(String, String), ArchError>;
+
     /// A valid encoding of a typical architecture, used to check that a
     /// newly loaded model predicts a finite value before it may serve.
     fn probe_encoding(&self) -> String;

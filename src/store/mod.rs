@@ -489,13 +489,14 @@ impl Store {
                     message: format!("unknown search space {:?}", filter.search_space),
                 }
             })?;
-            let parsed = space
-                .parse(&filter.arch)
-                .map_err(|e| StoreError::InvalidArgument {
-                    field: "arch",
-                    message: e.0,
-                })?;
-            Some((space.name(), parsed.encoding))
+            let (encoding, _) =
+                space
+                    .identify(&filter.arch)
+                    .map_err(|e| StoreError::InvalidArgument {
+                        field: "arch",
+                        message: e.0,
+                    })?;
+            Some((space.name(), encoding))
         };
         if !filter.objective.is_empty() {
             next(&mut sql, " AND e.objective = {}");

@@ -108,8 +108,8 @@ fn validate(
             ),
         )
     })?;
-    let arch = space
-        .parse(&e.arch)
+    let (encoding, canonical_key) = space
+        .identify(&e.arch)
         .map_err(|err| reject(InvalidArgument, format!("arch: {}", err.0)))?;
     let objective = objectives::get(&e.objective).ok_or_else(|| {
         reject(
@@ -191,7 +191,7 @@ fn validate(
     for part in [
         study.as_str(),
         space.name(),
-        &arch.encoding,
+        &encoding,
         &e.objective,
         &e.worker,
         &e.dataset,
@@ -209,8 +209,8 @@ fn validate(
         index,
         study,
         search_space: space.name(),
-        encoding: arch.encoding,
-        canonical_key: arch.canonical_key,
+        encoding,
+        canonical_key,
         objective: e.objective.clone(),
         value: e.value,
         budget: e.budget,

@@ -96,6 +96,11 @@ impl SearchSpace for Nb201 {
         })
     }
 
+    fn identify(&self, encoding: &str) -> Result<(String, String), ArchError> {
+        let cell = Cell::parse(encoding)?;
+        Ok((cell.to_op_codes(), cell.canonical().to_op_codes()))
+    }
+
     fn probe_encoding(&self) -> String {
         // The best CIFAR-10 cell of NAS-Bench-201.
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|".to_owned()
@@ -105,6 +110,23 @@ impl SearchSpace for Nb201 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identify_agrees_with_parse_on_every_cell() {
+        let space = Nb201::new();
+        for cell in Cell::all() {
+            let text = cell.to_arch_string();
+            let parsed = space.parse(&text).unwrap();
+            assert_eq!(
+                space.identify(&text).unwrap(),
+                (parsed.encoding, parsed.canonical_key)
+            );
+        }
+        assert_eq!(
+            space.identify("nope").unwrap_err(),
+            space.parse("nope").unwrap_err()
+        );
+    }
 
     #[test]
     fn canonical_twins_share_key_and_canonical_features() {
