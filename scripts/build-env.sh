@@ -19,7 +19,9 @@ as_root() {
 missing_debs=()
 command -v protoc >/dev/null 2>&1 || missing_debs+=(protobuf-compiler)
 command -v ccache >/dev/null 2>&1 || missing_debs+=(ccache)
-compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*/libclang*.so*" >/dev/null \
+# libclang itself, not libclang-cpp (which other packages bring and bindgen
+# cannot use).
+compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null \
     || missing_debs+=(libclang-dev)
 if [ ${#missing_debs[@]} -gt 0 ]; then
     echo "installing ${missing_debs[*]}" >&2
