@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/nasperf/v1/predictor.proto",
         "proto/nasperf/v1/store.proto",
+        "proto/nasperf/v1/models.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -16,6 +16,7 @@ pub mod objectives;
 pub mod predict;
 pub mod proto;
 pub mod registry;
+pub mod retrain;
 pub mod service;
 pub mod space;
 pub mod startup;

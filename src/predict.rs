@@ -50,12 +50,16 @@ pub struct PredictInput {
     pub candidates: Vec<CandidateInput>,
     pub dataset: String,
     pub objectives: Vec<String>,
+    /// Whose models serve ("" is the default study).
+    pub study: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectiveOutput {
     pub objective: String,
     pub model_version: String,
+    /// The study whose version served.
+    pub model_study: String,
 }
 
 /// One candidate's answer.
@@ -158,16 +162,31 @@ fn response_bytes(candidates: usize, objectives: usize) -> usize {
     candidates * (objectives * 9 + PER_CANDIDATE) + objectives * PER_OBJECTIVE
 }
 
-/// The models a request asks for, resolved against one snapshot.
+/// A model chosen for a request, with the study whose version it is.
+struct Chosen {
+    objective: String,
+    study: String,
+    model: Arc<Model>,
+}
+
+/// The models a request asks for, resolved against one snapshot for the
+/// request's study.
 fn resolve_objectives(
     set: &ModelSet,
+    study: &str,
     wanted: &[String],
-) -> Result<Vec<(String, Arc<Model>)>, PredictError> {
+) -> Result<Vec<Chosen>, PredictError> {
     if wanted.is_empty() {
         let all: Vec<_> = set
-            .objectives
-            .iter()
-            .filter_map(|(id, e)| e.model.clone().map(|m| (id.clone(), m)))
+            .objectives(study)
+            .into_iter()
+            .filter_map(|(id, r)| {
+                r.entry.model.clone().map(|model| Chosen {
+                    objective: id.to_owned(),
+                    study: r.study.to_owned(),
+                    model,
+                })
+            })
             .collect();
         if all.is_empty() {
             return Err(PredictError::NoModels);
@@ -182,14 +201,18 @@ fn resolve_objectives(
                 name: name.clone(),
             });
         }
-        match set.objectives.get(name) {
-            Some(entry) => match &entry.model {
-                Some(model) => out.push((name.clone(), Arc::clone(model))),
+        match set.resolve(study, name) {
+            Some(r) => match &r.entry.model {
+                Some(model) => out.push(Chosen {
+                    objective: name.clone(),
+                    study: r.study.to_owned(),
+                    model: Arc::clone(model),
+                }),
                 None => {
                     return Err(PredictError::NoModel {
                         index,
                         name: name.clone(),
-                        reason: entry.load_error.clone(),
+                        reason: r.entry.load_error.clone(),
                     });
                 }
             },
@@ -239,7 +262,7 @@ pub fn predict(
             })?,
         )
     };
-    let models = resolve_objectives(set, &input.objectives)?;
+    let models = resolve_objectives(set, &input.study, &input.objectives)?;
     let bytes = response_bytes(n, models.len());
     if bytes > limits.max_response_bytes {
         let per_candidate = response_bytes(1, models.len()) - response_bytes(0, models.len());
@@ -288,7 +311,10 @@ pub fn predict(
         })
         .collect();
     let mut row = Vec::new();
-    for (objective, model) in &models {
+    for Chosen {
+        objective, model, ..
+    } in &models
+    {
         let model_space = model.space.name();
         // A model uses proxies only when they were computed on its dataset.
         let proxies_apply = dataset == Some(model.dataset);
@@ -310,9 +336,10 @@ pub fn predict(
     Ok(PredictOutput {
         objectives: models
             .iter()
-            .map(|(id, m)| ObjectiveOutput {
-                objective: id.clone(),
-                model_version: m.manifest.version.clone(),
+            .map(|c| ObjectiveOutput {
+                objective: c.objective.clone(),
+                model_version: c.model.manifest.version.clone(),
+                model_study: c.study.clone(),
             })
             .collect(),
         predictions,

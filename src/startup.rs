@@ -11,6 +11,11 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     predict::Limits,
+    proto::v1::models_server::ModelsServer,
+    registry::store_sync,
+    retrain::{self, RetrainConfig, Scope, schedule::{self, Schedule}},
+    service::models::ModelsService,
+    store::DEFAULT_STUDY,
     proto::{self, v1::predictor_server::PredictorServer},
     registry::Registry,
     service::PredictorService,
@@ -28,7 +33,20 @@ pub const STORE_HEALTH_NAME: &str = "nasperf.v1.Store";
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub models_dir: PathBuf,
+    /// Serve this model directory (read-only, watched). `None`: serve the
+    /// versions in the store, retrained by the server.
+    pub models_dir: Option<PathBuf>,
+    /// Benchmark tables to import into the default study and train on
+    /// before reporting ready, once per store (store mode only).
+    pub bench: Option<PathBuf>,
+    /// How retraining trains and judges (store mode only).
+    pub retrain: RetrainConfig,
+    /// When the server retrains on its own (store mode only).
+    pub schedule: Schedule,
+    /// How often the store is checked for new serving versions when no
+    /// notification came (PostgreSQL notifications, or this process's own
+    /// promotions, are picked up at once).
+    pub model_poll_interval: Duration,
     pub reload_interval: Duration,
     pub limits: Limits,
     pub request_timeout: Duration,
@@ -48,10 +66,23 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// Serves the model directory `models_dir`.
     pub fn new(listen: SocketAddr, models_dir: impl Into<PathBuf>) -> Self {
         Self {
+            models_dir: Some(models_dir.into()),
+            ..Self::store_backed(listen)
+        }
+    }
+
+    /// Serves the versions in the evaluation store.
+    pub fn store_backed(listen: SocketAddr) -> Self {
+        Self {
             listen,
-            models_dir: models_dir.into(),
+            models_dir: None,
+            bench: None,
+            retrain: RetrainConfig::default(),
+            schedule: Schedule::default(),
+            model_poll_interval: Duration::from_secs(5),
             reload_interval: Duration::from_secs(1),
             limits: Limits::default(),
             request_timeout: Duration::from_secs(30),
@@ -82,7 +113,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let registry = Arc::new(Registry::new(&config.models_dir, SearchSpaces::builtin()));
+        let registry = Arc::new(match &config.models_dir {
+            Some(dir) => Registry::new(dir, SearchSpaces::builtin()),
+            None => Registry::for_store(SearchSpaces::builtin()),
+        });
         let health = HealthReporter::new();
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
@@ -142,40 +176,17 @@ impl Application {
             Arc::clone(&registry),
             SearchSpaces::builtin(),
             config.limits,
-            store,
+            store.clone(),
         ))
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.limits.max_response_bytes + 64 * 1024);
 
-        // Initial load, then the watcher. A failed initial load of one model
-        // is reported in ListObjectives, not a reason to stay unready.
+        let models_service = ModelsServer::new(ModelsService::new(
+            store.clone(),
+            config.models_dir.is_none().then(|| config.retrain.clone()),
+        ));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let initial = {
-            let registry = Arc::clone(&registry);
-            let health = health.clone();
-            let interval = config.reload_interval;
-            let dir = config.models_dir.clone();
-            tokio::spawn(async move {
-                let r = Arc::clone(&registry);
-                match tokio::task::spawn_blocking(move || r.reload()).await {
-                    Ok(Ok(report)) => tracing::info!(
-                        models = report.loaded.len(),
-                        refused = report.refused.len(),
-                        dir = %dir.display(),
-                        "initial model load finished"
-                    ),
-                    Ok(Err(e)) => {
-                        tracing::error!(dir = %dir.display(), error = %e, "cannot read the model directory; serving no models until it can")
-                    }
-                    Err(e) => tracing::error!(error = %e, "initial model load failed"),
-                }
-                health
-                    .set_service_status(PREDICTOR_HEALTH_NAME, ServingStatus::Serving)
-                    .await;
-                registry.watch(interval, stop_rx).await;
-            })
-        };
-
+        let loader = spawn_model_loading(&config, &registry, &store, &health, &stop_rx);
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown_health = health.clone();
         let signal = async move {
@@ -196,7 +207,10 @@ impl Application {
         };
 
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, models = %config.models_dir.display(), "nasperf listening");
+        match &config.models_dir {
+            Some(dir) => tracing::info!(%addr, models = %dir.display(), "nasperf listening"),
+            None => tracing::info!(%addr, models = "the evaluation store", "nasperf listening"),
+        }
         let server = Server::builder()
             .timeout(config.request_timeout)
             .concurrency_limit_per_connection(config.concurrency_per_connection)
@@ -208,6 +222,7 @@ impl Application {
             .add_service(reflection)
             .add_service(predictor)
             .add_service(store_service)
+            .add_service(models_service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
         let mut server = tokio::spawn(server);
 
@@ -226,10 +241,144 @@ impl Application {
                 }
             }
         }
-        initial.abort();
+        for task in loader {
+            task.abort();
+        }
         connector.abort();
         tracing::info!("nasperf stopped");
         Ok(())
+    }
+}
+
+/// Starts what keeps the registry current, and reports the predictor
+/// SERVING after the first load. From a directory: a poll of its
+/// manifests. From the store: the benchmark import and first training when
+/// asked for, a loader woken by every change of a serving version (and,
+/// on PostgreSQL, a listener for other replicas' changes), and the
+/// retraining schedule.
+fn spawn_model_loading(
+    config: &ServeConfig,
+    registry: &Arc<Registry>,
+    store: &StoreHandle,
+    health: &HealthReporter,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let ready = {
+        let health = health.clone();
+        async move {
+            health
+                .set_service_status(PREDICTOR_HEALTH_NAME, ServingStatus::Serving)
+                .await;
+        }
+    };
+    let Some(dir) = config.models_dir.clone() else {
+        let mut tasks = Vec::new();
+        if let Some(url) = &config.database_url {
+            tasks.push(tokio::spawn(store_sync::listen(
+                url.0.clone(),
+                store.clone(),
+                stop.clone(),
+            )));
+        }
+        let (registry, handle, stop_rx) = (Arc::clone(registry), store.clone(), stop.clone());
+        let (bench, retrain, poll) = (
+            config.bench.clone(),
+            config.retrain.clone(),
+            config.model_poll_interval,
+        );
+        tasks.push(tokio::spawn(async move {
+            if let Some(bench) = bench
+                && !prepare_bench(&handle, &bench, &retrain, stop_rx.clone()).await
+            {
+                return;
+            }
+            store_sync::watch_store(registry, handle, poll, stop_rx, ready).await;
+        }));
+        tasks.push(tokio::spawn(schedule::run(
+            store.clone(),
+            config.retrain.clone(),
+            config.schedule.clone(),
+            stop.clone(),
+        )));
+        return tasks;
+    };
+    let registry = Arc::clone(registry);
+    let interval = config.reload_interval;
+    let stop = stop.clone();
+    vec![tokio::spawn(async move {
+        let r = Arc::clone(&registry);
+        match tokio::task::spawn_blocking(move || r.reload()).await {
+            Ok(Ok(report)) => tracing::info!(
+                models = report.loaded.len(),
+                refused = report.refused.len(),
+                dir = %dir.display(),
+                "initial model load finished"
+            ),
+            Ok(Err(e)) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot read the model directory; serving no models until it can")
+            }
+            Err(e) => tracing::error!(error = %e, "initial model load failed"),
+        }
+        // A failed initial load of one model is reported in
+        // ListObjectives, not a reason to stay unready.
+        ready.await;
+        registry.watch(interval, stop).await;
+    })]
+}
+
+/// `serve --bench`: imports the tables into the default study unless this
+/// store already holds them, and trains what needs training, before the
+/// server reports ready. Returns false if shut down meanwhile.
+async fn prepare_bench(
+    handle: &StoreHandle,
+    bench: &std::path::Path,
+    config: &RetrainConfig,
+    mut stop: watch::Receiver<bool>,
+) -> bool {
+    let work = async {
+        let store = loop {
+            if let Some(s) = handle.get() {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        loop {
+            match crate::store::import::import_bench_once(&store, bench, DEFAULT_STUDY).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, bench = %bench.display(), "cannot import the benchmark tables; retrying in 10 s");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            }
+        }
+        let scope = Scope {
+            study: DEFAULT_STUDY.to_owned(),
+            ..Scope::default()
+        };
+        loop {
+            match retrain::retrain(&store, config, &scope).await {
+                Ok(reports) => {
+                    let promoted = reports
+                        .iter()
+                        .filter(|r| matches!(r.outcome, retrain::Outcome::Promoted { .. }))
+                        .count();
+                    tracing::info!(objectives = reports.len(), promoted, "benchmark models ready");
+                    break;
+                }
+                Err(retrain::RetrainError::Busy) => {
+                    tracing::info!("another replica is training on the tables; waiting for it");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "training on the benchmark tables failed; retrying in 10 s");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        _ = work => true,
+        _ = stop.changed() => false,
     }
 }
 

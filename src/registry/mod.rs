@@ -10,6 +10,12 @@
 //! the version it would have replaced keeps serving, and the failure is
 //! shown in `ListObjectives`.
 //!
+//! Models come from one of two sources. A model directory
+//! ([`Registry::reload`]) holds one version per objective, served for every
+//! study. The store ([`store_sync`]) holds versions per study and
+//! objective; a request naming a study is served by that study's model of
+//! an objective, or the default study's when the study has none yet.
+//!
 //! The directory is polled rather than watched with inotify: polling works
 //! the same on every filesystem and on Kubernetes volumes, where files are
 //! swapped through symlinks, and a poll of small manifests costs little.
@@ -24,9 +30,12 @@ use std::{
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+pub mod store_sync;
+
 use crate::{
     model::{MANIFEST_SUFFIX, Manifest, Model, ModelError, sha256_hex},
     space::SearchSpaces,
+    store::DEFAULT_STUDY,
 };
 
 /// What the registry knows about one objective.
@@ -38,19 +47,64 @@ pub struct ObjectiveEntry {
     pub load_error: Option<String>,
 }
 
-/// One consistent set of models.
+/// One consistent set of models: by study, then objective.
 #[derive(Debug, Clone, Default)]
 pub struct ModelSet {
-    pub objectives: BTreeMap<String, ObjectiveEntry>,
+    pub studies: BTreeMap<String, BTreeMap<String, ObjectiveEntry>>,
     /// Increases with every swap.
     pub generation: u64,
 }
 
+/// An objective as a request for one study sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    /// The study whose model serves: the one asked for, or the default.
+    pub study: &'a str,
+    pub entry: &'a ObjectiveEntry,
+}
+
 impl ModelSet {
+    /// The entry serving `objective` for `study` ("" is the default
+    /// study): the study's own, else the default study's.
+    pub fn resolve<'a>(&'a self, study: &str, objective: &str) -> Option<Resolved<'a>> {
+        let own = (!study.is_empty() && study != DEFAULT_STUDY)
+            .then(|| self.studies.get_key_value(study))
+            .flatten()
+            .and_then(|(s, m)| m.get(objective).map(|e| (s, e)))
+            .filter(|(_, e)| e.model.is_some());
+        own.or_else(|| {
+            self.studies
+                .get_key_value(DEFAULT_STUDY)
+                .and_then(|(s, m)| m.get(objective).map(|e| (s, e)))
+        })
+        .map(|(study, entry)| Resolved { study, entry })
+    }
+
+    /// Every objective `study` can be served, resolved as [`ModelSet::resolve`] does.
+    pub fn objectives<'a>(&'a self, study: &str) -> BTreeMap<&'a str, Resolved<'a>> {
+        let mut out = BTreeMap::new();
+        let mut names: Vec<&str> = Vec::new();
+        for s in [DEFAULT_STUDY, study] {
+            if let Some(m) = self.studies.get(s) {
+                names.extend(m.keys().map(String::as_str));
+            }
+        }
+        for name in names {
+            if let Some(r) = self.resolve(study, name) {
+                out.insert(name, r);
+            }
+        }
+        out
+    }
+
+    /// The default study's model of `objective`.
     pub fn model(&self, objective: &str) -> Option<&Arc<Model>> {
-        self.objectives
-            .get(objective)
-            .and_then(|e| e.model.as_ref())
+        self.resolve(DEFAULT_STUDY, objective)
+            .and_then(|r| r.entry.model.as_ref())
+    }
+
+    fn default_study(&self) -> Option<&BTreeMap<String, ObjectiveEntry>> {
+        self.studies.get(DEFAULT_STUDY)
     }
 }
 
@@ -81,12 +135,15 @@ struct Fingerprint {
 }
 
 pub struct Registry {
-    dir: PathBuf,
+    /// The model directory, when models come from one.
+    dir: Option<PathBuf>,
     spaces: SearchSpaces,
     current: ArcSwap<ModelSet>,
     /// Fingerprints of what the current snapshot was built from, and of
     /// refused files; only the reloader touches it (never across `.await`).
     seen: Mutex<HashMap<String, Fingerprint>>,
+    /// Store versions that failed to load, so they are not fetched again.
+    refused: Mutex<HashMap<(String, String), String>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -100,16 +157,26 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     /// An empty registry over `dir`; call [`Registry::reload`] to load.
     pub fn new(dir: impl Into<PathBuf>, spaces: SearchSpaces) -> Self {
+        Self::with_source(Some(dir.into()), spaces)
+    }
+
+    /// An empty registry filled from the store ([`store_sync`]).
+    pub fn for_store(spaces: SearchSpaces) -> Self {
+        Self::with_source(None, spaces)
+    }
+
+    fn with_source(dir: Option<PathBuf>, spaces: SearchSpaces) -> Self {
         Self {
-            dir: dir.into(),
+            dir,
             spaces,
             current: ArcSwap::from_pointee(ModelSet::default()),
             seen: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// The current models. Hold the returned `Arc` for the whole request.
@@ -120,7 +187,10 @@ impl Registry {
     /// Scans the directory and swaps in a new snapshot if anything changed.
     /// Blocking (file I/O and parsing): call it from a blocking thread.
     pub fn reload(&self) -> Result<ReloadReport, std::io::Error> {
-        let manifests = find_manifests(&self.dir)?;
+        let Some(dir) = &self.dir else {
+            return Err(std::io::Error::other("models come from the store, not a directory"));
+        };
+        let manifests = find_manifests(dir)?;
         let old = self.snapshot();
         let mut seen = self
             .seen
@@ -130,7 +200,11 @@ impl Registry {
         let mut report = ReloadReport::default();
 
         for (objective, manifest_path) in &manifests {
-            let previous = old.objectives.get(objective).cloned().unwrap_or_default();
+            let previous = old
+                .default_study()
+                .and_then(|m| m.get(objective))
+                .cloned()
+                .unwrap_or_default();
             let fingerprint = match fingerprint(manifest_path) {
                 Ok(f) => f,
                 Err(e) => {
@@ -178,7 +252,7 @@ impl Registry {
             seen.insert(objective.clone(), fingerprint);
             next.insert(objective.clone(), entry);
         }
-        for objective in old.objectives.keys() {
+        for objective in old.default_study().into_iter().flat_map(BTreeMap::keys) {
             if !manifests.contains_key(objective) {
                 tracing::warn!(
                     objective,
@@ -190,8 +264,10 @@ impl Registry {
         }
         if report.changed() {
             let generation = old.generation + 1;
+            let mut studies = BTreeMap::new();
+            studies.insert(DEFAULT_STUDY.to_owned(), next);
             self.current.store(Arc::new(ModelSet {
-                objectives: next,
+                studies,
                 generation,
             }));
         }
@@ -234,13 +310,13 @@ impl Registry {
             };
             match (&failing, &error) {
                 (None, Some(e)) => {
-                    tracing::error!(dir = %self.dir.display(), error = %e, "model reload failing")
+                    tracing::error!(dir = ?self.dir, error = %e, "model reload failing")
                 }
                 (Some(_), None) => {
-                    tracing::info!(dir = %self.dir.display(), "model reload works again")
+                    tracing::info!(dir = ?self.dir, "model reload works again")
                 }
                 (Some(old), Some(e)) if old != e => {
-                    tracing::error!(dir = %self.dir.display(), error = %e, "model reload failing")
+                    tracing::error!(dir = ?self.dir, error = %e, "model reload failing")
                 }
                 _ => {}
             }

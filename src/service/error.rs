@@ -46,11 +46,15 @@ impl From<crate::store::StoreError> for Status {
         }
         match e {
             StoreError::StudyExists(_) => Status::already_exists(e.to_string()),
-            StoreError::UnknownStudy(_) => Status::not_found(e.to_string()),
+            StoreError::UnknownStudy(_) | StoreError::UnknownModel { .. } => {
+                Status::not_found(e.to_string())
+            }
+            StoreError::NotPinned { .. } => Status::failed_precondition(e.to_string()),
             StoreError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
             StoreError::Database(_)
             | StoreError::Migrate(_)
             | StoreError::UnsupportedUrl(_)
+            | StoreError::Corrupt(_)
             | StoreError::DataDir { .. } => internal("evaluation store error", &e),
         }
     }

@@ -2,6 +2,7 @@
 //! call [`crate::predict`], convert back.
 
 pub mod error;
+pub mod models;
 pub mod store;
 
 use std::{pin::Pin, sync::Arc};
@@ -89,7 +90,7 @@ impl PredictorService {
         let input = PredictInput::from(request);
         let snapshot = self.registry.snapshot();
         let objectives = if input.objectives.is_empty() {
-            snapshot.objectives.len()
+            snapshot.objectives(&input.study).len()
         } else {
             input.objectives.len()
         };
@@ -126,6 +127,7 @@ impl From<PredictRequest> for PredictInput {
                 .collect(),
             dataset: r.dataset,
             objectives: r.objectives,
+            study: r.study,
         }
     }
 }
@@ -143,6 +145,7 @@ fn to_response(
             .map(|o| ObjectiveModel {
                 objective: o.objective,
                 model_version: o.model_version,
+                model_study: o.model_study,
             })
             .collect(),
         predictions: output
@@ -222,17 +225,20 @@ impl Predictor for PredictorService {
     #[tracing::instrument(skip_all)]
     async fn list_objectives(
         &self,
-        _request: Request<ListObjectivesRequest>,
+        request: Request<ListObjectivesRequest>,
     ) -> Result<Response<ListObjectivesResponse>, Status> {
         let snapshot = self.registry.snapshot();
+        let study = request.into_inner().study;
         let objectives = snapshot
-            .objectives
-            .iter()
-            .map(|(id, entry)| {
+            .objectives(&study)
+            .into_iter()
+            .map(|(id, resolved)| {
+                let entry = resolved.entry;
                 let mut info = ObjectiveInfo {
-                    objective: id.clone(),
+                    objective: id.to_owned(),
                     dataset: id.split('/').next().unwrap_or_default().to_owned(),
                     load_error: entry.load_error.clone().unwrap_or_default(),
+                    model_study: resolved.study.to_owned(),
                     ..Default::default()
                 };
                 // Without a model, what the catalogue says of the objective.

@@ -156,3 +156,83 @@ async fn flush(
     batch.clear();
     Ok(())
 }
+
+/// SHA-256 over every file under `dir` (relative path and contents, in
+/// path order): what tells one set of tables from another.
+pub fn tables_fingerprint(dir: &Path) -> Result<String, ImportError> {
+    use sha2::{Digest, Sha256};
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let io = |e: std::io::Error| ImportError::Tables(format!("reading {}: {e}", dir.display()));
+    let mut files = Vec::new();
+    walk(dir, &mut files).map_err(io)?;
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        let rel = f.strip_prefix(dir).unwrap_or(&f);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&f).map_err(io)?);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Imports every catalogued objective from the tables under `bench_dir`
+/// into `study`, unless this store already holds these exact tables there.
+pub async fn import_bench_once(
+    store: &Store,
+    bench_dir: &Path,
+    study: &str,
+) -> Result<(), ImportError> {
+    let dir = bench_dir.to_owned();
+    let fingerprint = tokio::task::spawn_blocking(move || tables_fingerprint(&dir))
+        .await
+        .map_err(|e| ImportError::Tables(format!("hashing the tables: {e}")))??;
+    if store.bench_imported(study, &fingerprint).await? {
+        tracing::info!(bench = %bench_dir.display(), study, "benchmark tables already imported");
+        return Ok(());
+    }
+    tracing::info!(bench = %bench_dir.display(), study, "importing benchmark tables");
+    let started = std::time::Instant::now();
+    let mut done = 0u64;
+    let mut last_logged = std::time::Instant::now();
+    let report = import_tables(
+        store,
+        bench_dir,
+        study,
+        &crate::objectives::catalogue(),
+        |n, total| {
+            done += n;
+            if last_logged.elapsed() >= std::time::Duration::from_secs(5) {
+                last_logged = std::time::Instant::now();
+                tracing::info!(done, total, "importing benchmark tables");
+            }
+        },
+    )
+    .await?;
+    if !report.rejected.is_empty() {
+        return Err(ImportError::Tables(format!(
+            "{} table rows were refused, e.g. {}",
+            report.rejected.len(),
+            report.rejected[0]
+        )));
+    }
+    let rows = i64::try_from(report.stored + report.already_stored).unwrap_or(i64::MAX);
+    store.mark_bench_imported(study, &fingerprint, rows).await?;
+    tracing::info!(
+        stored = report.stored,
+        already_stored = report.already_stored,
+        seconds = started.elapsed().as_secs_f64(),
+        "benchmark tables imported"
+    );
+    Ok(())
+}

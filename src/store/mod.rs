@@ -10,6 +10,7 @@
 //! advisory lock, so replicas starting together are safe.
 
 pub mod import;
+pub mod models;
 mod record;
 
 use std::{
@@ -67,6 +68,16 @@ pub enum StoreError {
         field: &'static str,
         message: String,
     },
+    #[error("no model version {version:?} of {objective:?} in study {study:?}; see ListModels")]
+    UnknownModel {
+        study: String,
+        objective: String,
+        version: String,
+    },
+    #[error("no version of {objective:?} is pinned in study {study:?}")]
+    NotPinned { study: String, objective: String },
+    #[error("the store holds data it cannot read: {0}")]
+    Corrupt(String),
     #[error("creating the data directory {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -158,6 +169,10 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     spaces: SearchSpaces,
+    /// One trainer per process; across replicas, an advisory lock.
+    trainer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Bumped whenever a serving model version may have changed.
+    model_changes: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -216,6 +231,8 @@ impl Store {
             pool,
             backend,
             spaces: SearchSpaces::builtin(),
+            trainer: Default::default(),
+            model_changes: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         store.migrate().await?;
         Ok(store)
@@ -299,7 +316,7 @@ impl Store {
     /// Fails with `UnknownStudy` unless the study exists. Cheaper than
     /// [`Store::study`], which also counts its evaluations: this runs on
     /// every read, exclusion and `Predict` that names a study.
-    async fn require_study(&self, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn require_study(&self, name: &str) -> Result<(), StoreError> {
         sqlx::query("SELECT id FROM studies WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)

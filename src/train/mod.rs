@@ -342,12 +342,26 @@ pub fn train_objective(
     let model_text = fit(&set, train, config)?;
     let forest = crate::model::Forest::parse(&model_text).map_err(|e| data_err(e.to_string()))?;
     let heldout = evaluate(&forest, &set, test);
+    let source = json!(format!("{}:{}", objective.source.file, objective.source.column));
+    Ok(package(objective, &set, train.len(), heldout, model_text, config, source))
+}
+
+/// Wraps trained model text with its manifest.
+pub fn package(
+    objective: &Objective,
+    set: &TrainingSet,
+    training_rows: usize,
+    heldout: HeldoutMetrics,
+    model_text: String,
+    config: &TrainConfig,
+    source: serde_json::Value,
+) -> TrainedModel {
     let model_sha256 = sha256_hex(model_text.as_bytes());
     let now = std::time::SystemTime::now();
-    let created_at = humantime::format_rfc3339_seconds(now).to_string();
+    let created_at = humantime::format_rfc3339_millis(now).to_string();
     let version = format!(
         "{}-{}",
-        created_at.replace(['-', ':'], ""),
+        created_at.replace(['-', ':', '.'], ""),
         &model_sha256[..8]
     );
     let mut manifest = Manifest {
@@ -358,7 +372,7 @@ pub fn train_objective(
         unit: objective.unit.to_owned(),
         version,
         feature_names: set.feature_names.clone(),
-        training_rows: train.len() as u64,
+        training_rows: training_rows as u64,
         heldout,
         created_at,
         training_data_sha256: set.sha256(),
@@ -369,14 +383,14 @@ pub fn train_objective(
             "params": config.lightgbm_params(),
             "holdout_fraction": config.holdout_fraction,
             "proxy_dropout": config.proxy_dropout,
-            "source": format!("{}:{}", objective.source.file, objective.source.column),
+            "source": source,
         }),
     };
     manifest.model_file = manifest.content_addressed_file_name();
-    Ok(TrainedModel {
+    TrainedModel {
         manifest,
         model_text,
-    })
+    }
 }
 
 /// Writes a model so that a concurrent reader sees either the old or the
