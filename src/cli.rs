@@ -39,6 +39,115 @@ pub enum Command {
     Objectives(ObjectivesArgs),
     /// Load benchmark tables into the evaluation store (twice changes nothing).
     Import(ImportArgs),
+    /// Retrain from the evaluation store once, through the quality gate.
+    Retrain(RetrainArgs),
+    /// List, export or import the model versions in the evaluation store.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+/// Where the evaluation store is.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// PostgreSQL URL of the store (never logged); SQLite in `--data-dir`
+    /// without it.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where the embedded SQLite store lives.
+    #[arg(long, env = "NASPERF_DATA_DIR", default_value = "./nasperf-data")]
+    pub data_dir: PathBuf,
+}
+
+/// How retraining trains and judges.
+#[derive(Debug, Clone, Args)]
+pub struct RetrainOptions {
+    /// A new version is promoted unless its held-out Kendall tau is lower
+    /// than the serving version's by more than this.
+    #[arg(long, env = "NASPERF_RETRAIN_TOLERANCE", default_value_t = 0.01)]
+    pub retrain_tolerance: f64,
+
+    /// Fewer training rows than this: nothing is trained.
+    #[arg(long, env = "NASPERF_RETRAIN_MIN_ROWS", default_value_t = 20)]
+    pub retrain_min_rows: usize,
+
+    /// Boosting rounds per retrained model.
+    #[arg(long, env = "NASPERF_RETRAIN_ITERATIONS", default_value_t = 600)]
+    pub retrain_iterations: u32,
+
+    /// Objectives trained in parallel.
+    #[arg(long, env = "NASPERF_RETRAIN_JOBS", default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    pub retrain_jobs: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub options: RetrainOptions,
+
+    /// Only this study; every study by default.
+    #[arg(long, default_value = "")]
+    pub study: String,
+
+    /// Only these objective IDs (repeatable); every objective with
+    /// evaluations by default.
+    #[arg(long = "objective")]
+    pub objectives: Vec<String>,
+
+    /// Train even when the data did not change since the last attempt.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every version per study and objective, with status and figures.
+    List(ModelsListArgs),
+    /// Write a study's serving versions as a model directory (the format
+    /// `serve --models DIR` and `train --out DIR` use).
+    Export(ModelsExportArgs),
+    /// Load a model directory into a study; its versions serve at once.
+    Import(ModelsImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only this study.
+    #[arg(long, default_value = "")]
+    pub study: String,
+    /// Only this objective.
+    #[arg(long, default_value = "")]
+    pub objective: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsExportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The study whose serving versions are written.
+    #[arg(long, default_value = "default")]
+    pub study: String,
+    /// The directory to write.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsImportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The study the versions are for; created if missing.
+    #[arg(long, default_value = "default")]
+    pub study: String,
+    /// Pin the imported versions, so that retraining does not replace them.
+    #[arg(long)]
+    pub pin: bool,
+    /// The model directory to read.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -55,22 +164,41 @@ pub struct ImportArgs {
     #[arg(long = "objective")]
     pub objectives: Vec<String>,
 
-    /// PostgreSQL URL of the store (never logged); SQLite in `--data-dir`
-    /// without it.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// Where the embedded SQLite store lives.
-    #[arg(long, env = "NASPERF_DATA_DIR", default_value = "./nasperf-data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Directory of models (`<dataset>/<metric>.model.txt` + `.manifest.json`),
-    /// watched for new versions.
-    #[arg(long, env = "NASPERF_MODELS", default_value = "./nasperf-models")]
-    pub models: PathBuf,
+    /// Serve this model directory (`<dataset>/<metric>.manifest.json` and
+    /// the model text it names), read-only and watched for new versions,
+    /// instead of the versions in the store. No retraining then.
+    #[arg(long, env = "NASPERF_MODELS")]
+    pub models: Option<PathBuf>,
+
+    /// Benchmark tables to import into the default study and train on
+    /// before reporting ready; done once per store, a second start reuses
+    /// what it stored.
+    #[arg(long, env = "NASPERF_SERVE_BENCH", conflicts_with = "models")]
+    pub bench: Option<PathBuf>,
+
+    /// Retrain every study and objective whose data changed this often
+    /// (`0s`: never on a timer).
+    #[arg(long, env = "NASPERF_RETRAIN_INTERVAL", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub retrain_interval: Duration,
+
+    /// Retrain a study and objective once it has this many evaluations
+    /// newer than its last training (0: never on a count).
+    #[arg(long, env = "NASPERF_RETRAIN_AFTER", default_value_t = 100)]
+    pub retrain_after: i64,
+
+    #[command(flatten)]
+    pub retrain: RetrainOptions,
+
+    /// How often the store is checked for new model versions when no
+    /// notification arrives (the fallback after a lost connection).
+    #[arg(long, env = "NASPERF_MODEL_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub model_poll_interval: Duration,
 
     /// Address to listen on. Loopback by default: binding other addresses is
     /// a deliberate choice.
@@ -94,15 +222,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NASPERF_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
 
-    /// PostgreSQL for the evaluation store, shared by every replica, e.g.
-    /// `postgres://user:pass@db:5432/nasperf`. Never logged. Without it, an
-    /// embedded SQLite file in `--data-dir` is used.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// Where the embedded SQLite store lives when no database URL is given.
-    #[arg(long, env = "NASPERF_DATA_DIR", default_value = "./nasperf-data")]
-    pub data_dir: PathBuf,
+    /// The evaluation store: PostgreSQL shared by every replica
+    /// (`--database-url`), or SQLite in `--data-dir`.
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "NASPERF_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]

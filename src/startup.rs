@@ -12,15 +12,18 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     predict::Limits,
     proto::v1::models_server::ModelsServer,
-    registry::store_sync,
-    retrain::{self, RetrainConfig, Scope, schedule::{self, Schedule}},
-    service::models::ModelsService,
-    store::DEFAULT_STUDY,
     proto::{self, v1::predictor_server::PredictorServer},
     registry::Registry,
+    registry::store_sync,
+    retrain::{
+        self, RetrainConfig, Scope,
+        schedule::{self, Schedule},
+    },
     service::PredictorService,
+    service::models::ModelsService,
     service::store::StoreService,
     space::SearchSpaces,
+    store::DEFAULT_STUDY,
     store::{DatabaseUrl, Store, StoreHandle},
 };
 
@@ -362,7 +365,11 @@ async fn prepare_bench(
                         .iter()
                         .filter(|r| matches!(r.outcome, retrain::Outcome::Promoted { .. }))
                         .count();
-                    tracing::info!(objectives = reports.len(), promoted, "benchmark models ready");
+                    tracing::info!(
+                        objectives = reports.len(),
+                        promoted,
+                        "benchmark models ready"
+                    );
                     break;
                 }
                 Err(retrain::RetrainError::Busy) => {

@@ -2,78 +2,17 @@
 //! SQLite default (a fresh file per test) and the real PostgreSQL server (a
 //! fresh database per test, created by name and dropped afterwards).
 
+#[macro_use]
 mod common;
 
 use std::{collections::BTreeMap, sync::Arc};
-
-use common::TestDatabase;
 
 use nasperf::store::{
     EvaluationFilter, NewEvaluation, RecordOutcome, RejectionKind, Store, StoreError,
 };
 
-/// A store and what must be cleaned up after it.
-struct TestStore {
-    store: Store,
-    _dir: Option<tempfile::TempDir>,
-    database: Option<TestDatabase>,
-}
-
-impl TestStore {
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(None, dir.path())
-            .await
-            .expect("open sqlite store");
-        Self {
-            store,
-            _dir: Some(dir),
-            database: None,
-        }
-    }
-
-    async fn postgres() -> Self {
-        let database = TestDatabase::create().await;
-        let store = Store::open(Some(&database.url), std::path::Path::new("unused"))
-            .await
-            .expect("open postgres store");
-        Self {
-            store,
-            _dir: None,
-            database: Some(database),
-        }
-    }
-
-    async fn cleanup(self) {
-        self.store.close().await;
-        if let Some(database) = self.database {
-            database.drop().await;
-        }
-    }
-}
-
-/// Runs one test body against both backends.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let t = super::TestStore::sqlite().await;
-                super::$name(&t.store).await;
-                t.cleanup().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let t = super::TestStore::postgres().await;
-                super::$name(&t.store).await;
-                t.cleanup().await;
-            }
-        }
-    )*};
-}
-
 on_both_backends!(
+    a_budget_may_be_missing_in_one_report_and_given_in_the_next,
     studies_are_created_listed_and_described,
     evaluations_are_stored_once_and_read_back,
     a_reused_key_with_another_payload_is_refused,
@@ -565,4 +504,28 @@ async fn measured_values_follow_the_objective_kind(store: &Store) {
             .await,
         Err(StoreError::UnknownStudy(_))
     ));
+}
+
+/// A worker that knows no budget and one that does, one after the other on
+/// the same pooled connection: the statement prepared for a missing budget
+/// must take a number next time.
+async fn a_budget_may_be_missing_in_one_report_and_given_in_the_next(store: &Store) {
+    for (i, budget) in [None, Some(12.0), None, Some(200.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut e = eval(&format!("b{i}"), CELLS[i % CELLS.len()], 50.0 + i as f64);
+        e.budget = budget;
+        assert_eq!(
+            store.record(&[e]).await.expect("record"),
+            vec![RecordOutcome::Stored],
+            "report {i}"
+        );
+    }
+    let rows = store
+        .list_evaluations(&EvaluationFilter::default())
+        .await
+        .expect("list");
+    let budgets: Vec<Option<f64>> = rows.iter().map(|r| r.budget).collect();
+    assert_eq!(budgets, vec![None, Some(12.0), None, Some(200.0)]);
 }

@@ -1,19 +1,14 @@
 //! `nasperf import`: benchmark tables into the evaluation store.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::train::select_objectives;
-use crate::{
-    cli::ImportArgs,
-    store::{Store, import::import_tables},
-};
+use crate::{cli::ImportArgs, store::import::import_tables};
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let objectives = select_objectives(&args.objectives)?;
-    let store = Store::open(args.database_url.as_deref(), &args.data_dir)
-        .await
-        .context("opening the evaluation store")?;
+    let store = super::open_store(&args.store).await?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} rows")

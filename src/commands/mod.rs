@@ -1,12 +1,15 @@
 //! What each subcommand does. `main.rs` only parses and calls [`run`].
 
 mod import;
+pub mod models;
 mod predict;
+mod retrain;
 mod train;
 
 use crate::{
     cli::{Cli, Command, ServeArgs},
     predict::Limits,
+    retrain::schedule::Schedule,
     startup::{Application, ServeConfig, shutdown_signal},
     telemetry,
 };
@@ -18,6 +21,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => tokio::task::spawn_blocking(move || train::run(args)).await?,
         Command::Predict(args) => predict::run(args).await,
         Command::Import(args) => import::run(args).await,
+        Command::Retrain(args) => retrain::run(args).await,
+        Command::Models(command) => models::run(command).await,
         Command::Objectives(args) => {
             if args.markdown {
                 print!("{}", crate::objectives::markdown());
@@ -32,7 +37,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = ServeConfig::new(args.listen, args.models);
+    let mut config = match args.models {
+        Some(dir) => ServeConfig::new(args.listen, dir),
+        None => ServeConfig::store_backed(args.listen),
+    };
+    config.bench = args.bench;
+    config.retrain = retrain::config(&args.retrain);
+    config.schedule = Schedule {
+        interval: (!args.retrain_interval.is_zero()).then_some(args.retrain_interval),
+        after: (args.retrain_after > 0).then_some(args.retrain_after),
+        ..Schedule::default()
+    };
+    config.model_poll_interval = args.model_poll_interval;
     config.reload_interval = args.reload_interval;
     config.limits = Limits {
         max_batch: args.max_batch,
@@ -41,9 +57,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.request_timeout = args.request_timeout;
     config.max_request_bytes = args.max_request_bytes;
     config.max_concurrent_requests = args.max_concurrent_requests;
-    config.database_url = args.database_url.map(crate::store::DatabaseUrl);
-    config.data_dir = args.data_dir;
+    config.database_url = args.store.database_url.map(crate::store::DatabaseUrl);
+    config.data_dir = args.store.data_dir;
     config.shutdown_grace = args.shutdown_grace;
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await
+}
+
+async fn open_store(args: &crate::cli::StoreArgs) -> anyhow::Result<crate::store::Store> {
+    use anyhow::Context;
+    crate::store::Store::open(args.database_url.as_deref(), &args.data_dir)
+        .await
+        .context("opening the evaluation store")
 }

@@ -188,7 +188,9 @@ impl Registry {
     /// Blocking (file I/O and parsing): call it from a blocking thread.
     pub fn reload(&self) -> Result<ReloadReport, std::io::Error> {
         let Some(dir) = &self.dir else {
-            return Err(std::io::Error::other("models come from the store, not a directory"));
+            return Err(std::io::Error::other(
+                "models come from the store, not a directory",
+            ));
         };
         let manifests = find_manifests(dir)?;
         let old = self.snapshot();

@@ -383,7 +383,11 @@ async fn attempt(
         state.message = report.message.clone();
     };
 
-    if !scope.force && previous.as_ref().is_some_and(|p| p.training_data_sha256 == sha) {
+    if !scope.force
+        && previous
+            .as_ref()
+            .is_some_and(|p| p.training_data_sha256 == sha)
+    {
         report.outcome = Outcome::Unchanged;
         report.message = format!(
             "the {} training rows are those the last attempt saw; nothing to do",
@@ -457,7 +461,9 @@ async fn attempt(
         ),
         Some(base) if !base.is_finite() => (
             true,
-            format!("held-out Kendall tau {new_tau:.4}; the serving version's is undefined on these rows"),
+            format!(
+                "held-out Kendall tau {new_tau:.4}; the serving version's is undefined on these rows"
+            ),
         ),
         Some(base) => {
             let ok = new_tau.is_finite() && new_tau >= base - config.tolerance;

@@ -57,9 +57,7 @@ pub async fn run(
             return;
         }
         let Some(store) = store.get() else { continue };
-        let full_due = schedule
-            .interval
-            .is_some_and(|i| last_full.elapsed() >= i);
+        let full_due = schedule.interval.is_some_and(|i| last_full.elapsed() >= i);
         let scope = if full_due {
             Scope::default()
         } else if let Some(after) = schedule.after {

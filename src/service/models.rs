@@ -144,8 +144,7 @@ impl models_server::Models for ModelsService {
         };
         // Its own task: a call that times out or is cancelled does not
         // stop a pass half-way; its results stay in the store.
-        let pass =
-            tokio::spawn(async move { retrain::retrain(&store, &config, &scope).await });
+        let pass = tokio::spawn(async move { retrain::retrain(&store, &config, &scope).await });
         let reports = pass
             .await
             .map_err(|e| super::error::internal("retraining task failed", &e))??;

@@ -55,7 +55,9 @@ impl ModelStatus {
             "retired" => ModelStatus::Retired,
             "pinned" => ModelStatus::Pinned,
             other => {
-                return Err(StoreError::Corrupt(format!("unknown model status {other:?}")));
+                return Err(StoreError::Corrupt(format!(
+                    "unknown model status {other:?}"
+                )));
             }
         })
     }
@@ -163,7 +165,11 @@ impl TrainerLock {
 }
 
 fn study_or_default(study: &str) -> &str {
-    if study.is_empty() { DEFAULT_STUDY } else { study }
+    if study.is_empty() {
+        DEFAULT_STUDY
+    } else {
+        study
+    }
 }
 
 impl Store {
@@ -360,27 +366,37 @@ impl Store {
         } else {
             None
         };
-        let inserted = sqlx::query(
+        // Optional values are written as SQL literals, never bound as NULL:
+        // through sqlx's Any driver a bound NULL carries no type, and
+        // PostgreSQL's cached statement then rejects a later value in the
+        // same position.
+        let baseline = model
+            .baseline_kendall_tau
+            .filter(|t| t.is_finite())
+            .map_or_else(|| "NULL".to_owned(), |_| "$9".to_owned());
+        let activated = if serve { "$10" } else { "NULL" };
+        let sql = format!(
             "INSERT INTO models (study_id, objective, version, status, manifest, model_text, \
-                                 training_data_sha256, created_at, baseline_kendall_tau, decision, \
-                                 activated_at, max_evaluation_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (study_id, objective, version) DO NOTHING RETURNING id",
-        )
-        .bind(study_id)
-        .bind(objective)
-        .bind(model.manifest.version.as_str())
-        .bind(status.as_str())
-        .bind(manifest_json)
-        .bind(model.model_text)
-        .bind(model.manifest.training_data_sha256.as_str())
-        .bind(now)
-        .bind(model.baseline_kendall_tau)
-        .bind(decision.as_str())
-        .bind(serve.then_some(now))
-        .bind(model.max_evaluation_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+                                 training_data_sha256, created_at, decision, max_evaluation_id, \
+                                 baseline_kendall_tau, activated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $12, {baseline}, {activated}) \
+             ON CONFLICT (study_id, objective, version) DO NOTHING RETURNING id"
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(study_id)
+            .bind(objective)
+            .bind(model.manifest.version.as_str())
+            .bind(status.as_str())
+            .bind(manifest_json)
+            .bind(model.model_text)
+            .bind(model.manifest.training_data_sha256.as_str())
+            .bind(now)
+            .bind(model.baseline_kendall_tau.unwrap_or(0.0))
+            .bind(now)
+            .bind(decision.as_str())
+            .bind(model.max_evaluation_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if inserted.is_none() {
             // The same version again (an import repeated): make that row
             // serve as asked, keeping its text, which the version names.
@@ -689,16 +705,24 @@ impl Store {
 
     // === Benchmark imports ===
 
-    pub async fn bench_imported(&self, study: &str, tables_sha256: &str) -> Result<bool, StoreError> {
+    pub async fn bench_imported(
+        &self,
+        study: &str,
+        tables_sha256: &str,
+    ) -> Result<bool, StoreError> {
         let Ok(study_id) = self.study_id(study_or_default(study)).await else {
             return Ok(false);
         };
-        Ok(sqlx::query("SELECT rows FROM bench_imports WHERE study_id = $1 AND tables_sha256 = $2")
+        Ok(
+            sqlx::query(
+                "SELECT rows FROM bench_imports WHERE study_id = $1 AND tables_sha256 = $2",
+            )
             .bind(study_id)
             .bind(tables_sha256)
             .fetch_optional(&self.pool)
             .await?
-            .is_some())
+            .is_some(),
+        )
     }
 
     pub async fn mark_bench_imported(

@@ -342,8 +342,19 @@ pub fn train_objective(
     let model_text = fit(&set, train, config)?;
     let forest = crate::model::Forest::parse(&model_text).map_err(|e| data_err(e.to_string()))?;
     let heldout = evaluate(&forest, &set, test);
-    let source = json!(format!("{}:{}", objective.source.file, objective.source.column));
-    Ok(package(objective, &set, train.len(), heldout, model_text, config, source))
+    let source = json!(format!(
+        "{}:{}",
+        objective.source.file, objective.source.column
+    ));
+    Ok(package(
+        objective,
+        &set,
+        train.len(),
+        heldout,
+        model_text,
+        config,
+        source,
+    ))
 }
 
 /// Wraps trained model text with its manifest.

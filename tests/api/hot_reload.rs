@@ -36,7 +36,7 @@ fn predict_locally(model: &TrainedModel) -> f64 {
 async fn served_version(app: &mut crate::helpers::TestApp) -> (String, String) {
     let list = app
         .client
-        .list_objectives(ListObjectivesRequest {})
+        .list_objectives(ListObjectivesRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -250,7 +250,7 @@ async fn objectives_come_and_go_with_their_files() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
                 let list = client
-                    .list_objectives(ListObjectivesRequest {})
+                    .list_objectives(ListObjectivesRequest::default())
                     .await
                     .unwrap()
                     .into_inner();
@@ -290,7 +290,8 @@ async fn objectives_come_and_go_with_their_files() {
 #[tokio::test]
 async fn models_that_arrive_after_start_are_served() {
     // The model directory does not exist yet (a volume still being filled).
-    let mut app = spawn_app_with(|c| c.models_dir = c.models_dir.join("not-yet")).await;
+    let mut app =
+        spawn_app_with(|c| c.models_dir = c.models_dir.as_ref().map(|d| d.join("not-yet"))).await;
     let status = app
         .client
         .predict(request(vec![candidate(BEST_CELL)], &[OBJECTIVE]))

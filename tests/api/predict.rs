@@ -62,7 +62,7 @@ async fn predicts_every_objective_for_real_cells() {
     );
     assert_eq!(response.predictions[2].canonical_key, "000000");
     app.client
-        .list_objectives(ListObjectivesRequest {})
+        .list_objectives(ListObjectivesRequest::default())
         .await
         .expect("list");
     app.stop().await;

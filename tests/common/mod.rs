@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::path::PathBuf;
 
@@ -60,4 +60,117 @@ impl TestDatabase {
             .await;
         }
     }
+}
+
+/// A store and what must be cleaned up after it.
+pub struct TestStore {
+    pub store: nasperf::store::Store,
+    _dir: Option<tempfile::TempDir>,
+    database: Option<TestDatabase>,
+}
+
+impl TestStore {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = nasperf::store::Store::open(None, dir.path())
+            .await
+            .expect("open sqlite store");
+        Self {
+            store,
+            _dir: Some(dir),
+            database: None,
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let database = TestDatabase::create().await;
+        let store =
+            nasperf::store::Store::open(Some(&database.url), std::path::Path::new("unused"))
+                .await
+                .expect("open postgres store");
+        Self {
+            store,
+            _dir: None,
+            database: Some(database),
+        }
+    }
+
+    pub async fn cleanup(self) {
+        self.store.close().await;
+        if let Some(database) = self.database {
+            database.drop().await;
+        }
+    }
+}
+
+/// Runs one test body against both backends.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            pub async fn sqlite() {
+                let t = crate::common::TestStore::sqlite().await;
+                super::$name(&t.store).await;
+                t.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let t = crate::common::TestStore::postgres().await;
+                super::$name(&t.store).await;
+                t.cleanup().await;
+            }
+        }
+    )*};
+}
+
+/// One network of the benchmark tables as a worker would report it.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Op-code encoding of the canonical cell.
+    pub arch: String,
+    pub value: f64,
+    /// Zero-cost proxies on the objective's dataset, when the tables hold them.
+    pub proxies: std::collections::BTreeMap<String, f64>,
+}
+
+/// Every canonical network measured for `objective`, in a fixed random
+/// order, with its proxies: read once per test binary.
+pub fn networks(objective: &str) -> Vec<Network> {
+    use nasperf::{features::PROXY_NAMES, train::SplitMix64};
+    let dir = benchdata();
+    let o = nasperf::objectives::get(objective).expect("known objective");
+    let rows = nasperf::bench::load_objective(&dir, o).expect("objective table");
+    let proxies = nasperf::bench::load_proxies(&dir, o.dataset)
+        .expect("proxy table")
+        .unwrap_or_default();
+    let mut seen = std::collections::BTreeMap::new();
+    for m in rows {
+        // The tables hold each canonical network's own cell once.
+        if m.cell == m.cell.canonical() {
+            seen.insert(m.cell, m.value);
+        }
+    }
+    let all: Vec<_> = seen.into_iter().collect();
+    let order = SplitMix64(2026).permutation(all.len());
+    order
+        .into_iter()
+        .map(|i| {
+            let (cell, value) = &all[i];
+            Network {
+                arch: cell.to_op_codes(),
+                value: *value,
+                proxies: proxies
+                    .get(cell)
+                    .map(|p| {
+                        PROXY_NAMES
+                            .iter()
+                            .map(|n| (*n).to_owned())
+                            .zip(p.0)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
 }

@@ -1,0 +1,369 @@
+//! Retraining from the store, on SQLite and on PostgreSQL: the quality
+//! gate promotes and refuses, too little data trains nothing, an operator
+//! rolls back and pins, and a study's models move as files with identical
+//! predictions. Models are trained by real LightGBM on real table rows.
+
+#[macro_use]
+mod common;
+
+use common::{Network, networks};
+use nasperf::{
+    registry::Registry,
+    retrain::{Outcome, RetrainConfig, Scope, retrain},
+    space::SearchSpaces,
+    store::{NewEvaluation, RecordOutcome, Store, models::ModelStatus},
+    train::TrainConfig,
+};
+
+const OBJECTIVE: &str = "cifar10/val_acc_200ep";
+
+on_both_backends!(
+    a_first_model_is_promoted_and_served,
+    a_worse_model_is_kept_as_a_candidate,
+    too_little_data_trains_nothing,
+    an_operator_rolls_back_and_pins,
+    exported_models_import_with_identical_predictions,
+    hardware_objectives_train_on_cells_as_sent,
+);
+
+/// Small and quick, with the production recipe's shape.
+fn config(iterations: u32) -> RetrainConfig {
+    RetrainConfig {
+        train: TrainConfig {
+            num_iterations: iterations,
+            ..TrainConfig::default()
+        },
+        jobs: 2,
+        ..RetrainConfig::default()
+    }
+}
+
+async fn record(store: &Store, study: &str, objective: &str, nets: &[Network]) {
+    let batch: Vec<NewEvaluation> = nets
+        .iter()
+        .map(|n| NewEvaluation {
+            study: study.to_owned(),
+            search_space: "nb201".to_owned(),
+            arch: n.arch.clone(),
+            objective: objective.to_owned(),
+            value: n.value,
+            worker: "test".to_owned(),
+            idempotency_key: format!("{study}:{objective}:{}", n.arch),
+            dataset: if n.proxies.is_empty() {
+                String::new()
+            } else {
+                "cifar10".to_owned()
+            },
+            proxies: n.proxies.clone(),
+            ..Default::default()
+        })
+        .collect();
+    for outcome in store.record(&batch).await.expect("record") {
+        assert!(
+            matches!(
+                outcome,
+                RecordOutcome::Stored | RecordOutcome::AlreadyStored
+            ),
+            "{outcome:?}"
+        );
+    }
+}
+
+async fn study_with(store: &Store, study: &str, n: usize) -> Vec<Network> {
+    store.create_study(study, "").await.expect("study");
+    let nets = networks(OBJECTIVE);
+    record(store, study, OBJECTIVE, &nets[..n]).await;
+    nets
+}
+
+fn scope(study: &str, force: bool) -> Scope {
+    Scope {
+        study: study.to_owned(),
+        objectives: vec![OBJECTIVE.to_owned()],
+        force,
+        min_new_evaluations: None,
+    }
+}
+
+async fn a_first_model_is_promoted_and_served(store: &Store) {
+    let nets = study_with(store, "s", 400).await;
+    let reports = retrain(store, &config(150), &scope("s", false))
+        .await
+        .expect("retrain");
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!(r.outcome, Outcome::Promoted { replaced: None }, "{r:?}");
+    // The fixed split holds out about a fifth.
+    assert_eq!(r.training_rows + r.heldout_rows, 400);
+    assert!((60..=100).contains(&r.heldout_rows), "{r:?}");
+    assert!(r.kendall_tau.expect("tau") > 0.5, "{r:?}");
+
+    // Every replica's loader sees it and serves it for the study.
+    let registry = Registry::for_store(SearchSpaces::builtin());
+    let report = registry.sync_from_store(store).await.expect("sync");
+    assert_eq!(report.loaded, vec![format!("s/{OBJECTIVE}")]);
+    let snapshot = registry.snapshot();
+    let served = snapshot.resolve("s", OBJECTIVE).expect("served");
+    assert_eq!(served.study, "s");
+    let model = served.entry.model.as_ref().expect("model");
+    assert_eq!(Some(&model.manifest.version), r.version.as_ref());
+    // And predicts networks it never saw in the right order, mostly.
+    let space = SearchSpaces::builtin();
+    let nb201 = space.get("nb201").expect("nb201");
+    let unseen = &nets[400..1400];
+    let mut row = Vec::new();
+    let pred: Vec<f64> = unseen
+        .iter()
+        .map(|n| {
+            let parsed = nb201.parse(&n.arch).expect("arch");
+            model.predict(&parsed.features, None, &mut row)
+        })
+        .collect();
+    let truth: Vec<f64> = unseen.iter().map(|n| n.value).collect();
+    let tau = nasperf::train::metrics::kendall_tau_b(&pred, &truth);
+    assert!(tau > 0.5, "tau on unseen networks {tau}");
+
+    // Unchanged data is not trained again; the watermark still moves.
+    let again = retrain(store, &config(150), &scope("s", false))
+        .await
+        .expect("retrain");
+    assert_eq!(again[0].outcome, Outcome::Unchanged, "{:?}", again[0]);
+    let listed = store.list_models("s", OBJECTIVE).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, ModelStatus::Active);
+    assert!(
+        listed[0].decision.contains("no serving version"),
+        "{}",
+        listed[0].decision
+    );
+}
+
+async fn a_worse_model_is_kept_as_a_candidate(store: &Store) {
+    study_with(store, "s", 400).await;
+    let first = retrain(store, &config(200), &scope("s", false))
+        .await
+        .expect("retrain");
+    let good = first[0].version.clone().expect("version");
+    // Two boosting rounds at a tiny learning rate: a real model, and a
+    // much worse one on the same held-out rows.
+    let mut weak = config(2);
+    weak.train.learning_rate = 0.001;
+    weak.train.num_leaves = 2;
+    weak.train.use_proxies = false;
+    let second = retrain(store, &weak, &scope("s", true))
+        .await
+        .expect("retrain");
+    let r = &second[0];
+    let Outcome::Candidate { reason } = &r.outcome else {
+        panic!("expected a refusal, got {r:?}");
+    };
+    assert!(
+        reason.contains("worse than the serving version"),
+        "{reason}"
+    );
+    assert!(r.kendall_tau.expect("tau") < r.baseline_kendall_tau.expect("baseline"));
+    // The baseline is the serving version's figure on the same rows.
+    let base = r.baseline_kendall_tau.expect("baseline");
+    assert!(
+        (base - first[0].kendall_tau.expect("tau")).abs() < 1e-9,
+        "{base} vs {:?}",
+        first[0].kendall_tau
+    );
+
+    let serving = store.serving_versions().await.expect("serving");
+    assert_eq!(serving.len(), 1);
+    assert_eq!(serving[0].version, good, "the good version still serves");
+    let listed = store.list_models("s", OBJECTIVE).await.expect("list");
+    let candidate = listed
+        .iter()
+        .find(|m| Some(&m.version) == r.version.as_ref())
+        .expect("candidate listed");
+    assert_eq!(candidate.status, ModelStatus::Candidate);
+    assert!(
+        candidate.decision.contains("worse"),
+        "{}",
+        candidate.decision
+    );
+    let attempts = store.training_states("s").await.expect("states");
+    assert_eq!(attempts[0].2.outcome, "candidate");
+}
+
+async fn too_little_data_trains_nothing(store: &Store) {
+    study_with(store, "small", 15).await;
+    let reports = retrain(store, &config(50), &scope("small", false))
+        .await
+        .expect("retrain");
+    let r = &reports[0];
+    assert_eq!(r.outcome, Outcome::TooLittleData, "{r:?}");
+    assert!(
+        r.message.contains("at least 20 and 10 are needed"),
+        "{}",
+        r.message
+    );
+    assert!(
+        store
+            .list_models("small", "")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(store.serving_versions().await.expect("serving").is_empty());
+    // The reason is kept for ListModels.
+    let attempts = store.training_states("small").await.expect("states");
+    assert_eq!(attempts[0].2.outcome, "too_little_data");
+}
+
+async fn an_operator_rolls_back_and_pins(store: &Store) {
+    let nets = study_with(store, "s", 300).await;
+    let first = retrain(store, &config(100), &scope("s", false))
+        .await
+        .expect("retrain")[0]
+        .version
+        .clone()
+        .expect("v1");
+    record(store, "s", OBJECTIVE, &nets[300..600]).await;
+    let second = retrain(store, &config(100), &scope("s", false))
+        .await
+        .expect("retrain");
+    assert!(
+        matches!(second[0].outcome, Outcome::Promoted { .. }),
+        "{:?}",
+        second[0]
+    );
+    let v2 = second[0].version.clone().expect("v2");
+
+    // Roll back to v1: it serves, pinned.
+    let replaced = store
+        .activate_model("s", OBJECTIVE, &first)
+        .await
+        .expect("activate");
+    assert_eq!(replaced.as_deref(), Some(v2.as_str()));
+    let status = |models: &[nasperf::store::models::StoredModel], v: &str| {
+        models
+            .iter()
+            .find(|m| m.version == v)
+            .expect("listed")
+            .status
+    };
+    let listed = store.list_models("s", OBJECTIVE).await.expect("list");
+    assert_eq!(status(&listed, &first), ModelStatus::Pinned);
+    assert_eq!(status(&listed, &v2), ModelStatus::Retired);
+
+    // A better model does not replace a pin.
+    let third = retrain(store, &config(100), &scope("s", true))
+        .await
+        .expect("retrain");
+    let Outcome::Candidate { reason } = &third[0].outcome else {
+        panic!("expected the pin to hold, got {:?}", third[0]);
+    };
+    assert!(reason.contains("is pinned"), "{reason}");
+    assert_eq!(
+        store.serving_versions().await.expect("serving")[0].version,
+        first
+    );
+
+    // Unpinned, promotion resumes.
+    assert_eq!(
+        store.unpin_model("s", OBJECTIVE).await.expect("unpin"),
+        first
+    );
+    assert!(
+        store.unpin_model("s", OBJECTIVE).await.is_err(),
+        "nothing pinned now"
+    );
+    let fourth = retrain(store, &config(100), &scope("s", true))
+        .await
+        .expect("retrain");
+    assert!(
+        matches!(fourth[0].outcome, Outcome::Promoted { .. }),
+        "{:?}",
+        fourth[0]
+    );
+    assert!(
+        store
+            .activate_model("s", OBJECTIVE, "no-such-version")
+            .await
+            .is_err()
+    );
+}
+
+async fn exported_models_import_with_identical_predictions(store: &Store) {
+    study_with(store, "s", 300).await;
+    retrain(store, &config(100), &scope("s", false))
+        .await
+        .expect("retrain");
+    let dir = tempfile::tempdir().expect("dir");
+    let exported = nasperf::commands::models::export(store, "s", dir.path())
+        .await
+        .expect("export");
+    assert_eq!(exported, 1);
+
+    // Into a fresh SQLite store, under another study name.
+    let other_dir = tempfile::tempdir().expect("dir");
+    let other = Store::open(None, other_dir.path()).await.expect("store");
+    let imported = nasperf::commands::models::import(&other, "copy", dir.path(), false)
+        .await
+        .expect("import");
+    assert_eq!(imported, 1);
+
+    let a = Registry::for_store(SearchSpaces::builtin());
+    a.sync_from_store(store).await.expect("sync");
+    let b = Registry::for_store(SearchSpaces::builtin());
+    b.sync_from_store(&other).await.expect("sync");
+    let (sa, sb) = (a.snapshot(), b.snapshot());
+    let ma = sa
+        .resolve("s", OBJECTIVE)
+        .and_then(|r| r.entry.model.clone())
+        .expect("a");
+    let mb = sb
+        .resolve("copy", OBJECTIVE)
+        .and_then(|r| r.entry.model.clone())
+        .expect("b");
+    assert_eq!(ma.manifest, mb.manifest);
+    let spaces = SearchSpaces::builtin();
+    let nb201 = spaces.get("nb201").expect("nb201");
+    let mut row = Vec::new();
+    for cell in nasperf::space::nb201::cell::Cell::all() {
+        let parsed = nb201.parse(&cell.to_op_codes()).expect("cell");
+        let (x, y) = (
+            ma.predict(&parsed.features, None, &mut row),
+            mb.predict(&parsed.features, None, &mut row),
+        );
+        assert_eq!(x.to_bits(), y.to_bits(), "{}", cell.to_op_codes());
+    }
+    other.close().await;
+}
+
+async fn hardware_objectives_train_on_cells_as_sent(store: &Store) {
+    const HW: &str = "cifar10/edgegpu_latency";
+    store.create_study("hw", "").await.expect("study");
+    // Every cell of the table, twins included.
+    let dir = common::benchdata();
+    let objective = nasperf::objectives::get(HW).expect("objective");
+    let rows = nasperf::bench::load_objective(&dir, objective).expect("table");
+    let nets: Vec<Network> = rows
+        .iter()
+        .take(600)
+        .map(|m| Network {
+            arch: m.cell.to_op_codes(),
+            value: m.value,
+            proxies: Default::default(),
+        })
+        .collect();
+    record(store, "hw", HW, &nets).await;
+    let reports = retrain(
+        store,
+        &config(100),
+        &Scope {
+            study: "hw".to_owned(),
+            objectives: vec![HW.to_owned()],
+            ..Scope::default()
+        },
+    )
+    .await
+    .expect("retrain");
+    let r = &reports[0];
+    assert!(matches!(r.outcome, Outcome::Promoted { .. }), "{r:?}");
+    // One row per cell as sent: no averaging over canonical twins.
+    assert_eq!(r.training_rows + r.heldout_rows, 600);
+}
