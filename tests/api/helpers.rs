@@ -21,7 +21,7 @@ use tonic_health::pb::{
 
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::{TestDatabase, benchdata};
+pub use common::{Network, TestDatabase, benchdata, networks};
 
 /// Objectives the API tests serve: one of each kind, one without proxies.
 pub const OBJECTIVES: [&str; 4] = [

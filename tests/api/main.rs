@@ -5,6 +5,7 @@ mod bad_input;
 mod health;
 mod helpers;
 mod hot_reload;
+mod learning_loop;
 mod predict;
 mod shutdown;
 mod store;
