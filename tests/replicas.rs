@@ -1,0 +1,460 @@
+//! Several `nasperf serve` processes on one PostgreSQL database, as on
+//! Kubernetes: workers stream evaluations into both, one replica trains at
+//! a time, every replica serves a promoted version within a second (by
+//! notification; the fallback poll is set to 30 s so it cannot be what
+//! delivers), no prediction fails during the swap, and a trainer killed
+//! with SIGKILL leaves the previous version serving and the lock free.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use common::{Network, TestDatabase, networks};
+use nasperf::proto::v1::{
+    Candidate, CreateStudyRequest, Evaluation, ListModelsRequest, PredictRequest,
+    RecordEvaluationsRequest, RetrainRequest, models_client::ModelsClient,
+    predictor_client::PredictorClient, store_client::StoreClient,
+};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const OBJECTIVE: &str = "cifar10/val_acc_200ep";
+const STUDY: &str = "fleet";
+
+/// A running `nasperf serve`, killed when dropped.
+struct Replica {
+    child: std::process::Child,
+    channel: Channel,
+    logs: Arc<Mutex<Vec<serde_json::Value>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    async fn start(database_url: &str, args: &[&str]) -> Replica {
+        let data_dir = tempfile::tempdir().expect("dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nasperf"))
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .args(["--database-url", database_url])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["--model-poll-interval", "30s", "--retrain-jobs", "1"])
+            .args(args)
+            .env_remove("NASPERF_SERVE_BENCH")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nasperf");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if v["fields"]["message"] == "nasperf listening" {
+                    let _ = addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().expect("logs").push(v);
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs its address");
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        let mut health = HealthClient::new(channel.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: "nasperf.v1.Predictor".to_owned(),
+                })
+                .await
+                .map(|r| r.into_inner().status);
+            if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Replica {
+            child,
+            channel,
+            logs,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// The versions this replica's log says it promoted.
+    fn promoted(&self) -> Vec<String> {
+        self.logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("retrained model promoted"))
+            })
+            .map(|v| v["fields"]["version"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn evaluation(n: &Network, worker: &str) -> Evaluation {
+    Evaluation {
+        study: STUDY.to_owned(),
+        search_space: "nb201".to_owned(),
+        arch: n.arch.clone(),
+        objective: OBJECTIVE.to_owned(),
+        value: n.value,
+        worker: worker.to_owned(),
+        idempotency_key: format!("{STUDY}:{}", n.arch),
+        dataset: "cifar10".to_owned(),
+        proxies: n.proxies.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        ..Default::default()
+    }
+}
+
+/// A worker streaming `nets` to one replica in messages of 25.
+async fn stream_evaluations(channel: Channel, nets: Vec<Network>, worker: String) {
+    let messages: Vec<RecordEvaluationsRequest> = nets
+        .chunks(25)
+        .map(|c| RecordEvaluationsRequest {
+            evaluations: c.iter().map(|n| evaluation(n, &worker)).collect(),
+        })
+        .collect();
+    let n = nets.len();
+    let response = StoreClient::new(channel)
+        .record_evaluations(tokio_stream::iter(messages))
+        .await
+        .expect("record")
+        .into_inner();
+    assert_eq!(response.results.len(), n);
+}
+
+fn predict_request(n: &Network) -> PredictRequest {
+    PredictRequest {
+        candidates: vec![Candidate {
+            search_space: "nb201".to_owned(),
+            arch: n.arch.clone(),
+            proxies: n.proxies.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }],
+        dataset: "cifar10".to_owned(),
+        objectives: vec![OBJECTIVE.to_owned()],
+        study: STUDY.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn wait_for_version(replica: &Replica, probe: &Network, not: Option<&str>) -> String {
+    let mut client = PredictorClient::new(replica.channel.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(r) = client.predict(predict_request(probe)).await {
+            let v = r.into_inner().objectives[0].model_version.clone();
+            if Some(v.as_str()) != not {
+                return v;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new version");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Predicts on one replica until stopped; records failures and the first
+/// time (Unix ms) each version answered.
+struct PredictLoop {
+    stop: Arc<AtomicBool>,
+    failures: Arc<AtomicU64>,
+    calls: Arc<AtomicU64>,
+    first_seen: Arc<Mutex<Vec<(String, i64)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PredictLoop {
+    fn start(replica: &Replica, probe: Network) -> PredictLoop {
+        let (stop, failures, calls) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let first_seen = Arc::new(Mutex::new(Vec::<(String, i64)>::new()));
+        let mut client = PredictorClient::new(replica.channel.clone());
+        let task = {
+            let (stop, failures, calls, first_seen) = (
+                Arc::clone(&stop),
+                Arc::clone(&failures),
+                Arc::clone(&calls),
+                Arc::clone(&first_seen),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    match client.predict(predict_request(&probe)).await {
+                        Ok(r) => {
+                            let v = r.into_inner().objectives[0].model_version.clone();
+                            let mut seen = first_seen.lock().expect("seen");
+                            if !seen.iter().any(|(s, _)| *s == v) {
+                                seen.push((v, now_ms()));
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("prediction failed: {e:?}");
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        PredictLoop {
+            stop,
+            failures,
+            calls,
+            first_seen,
+            task,
+        }
+    }
+
+    async fn finish(self) -> (u64, u64, Vec<(String, i64)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("loop");
+        let seen = self.first_seen.lock().expect("seen").clone();
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+            seen,
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_train_once_and_both_swap_within_a_second() {
+    let nets = tokio::task::spawn_blocking(|| networks(OBJECTIVE))
+        .await
+        .expect("tables");
+    let db = TestDatabase::create().await;
+    // The gate's tolerance is wide: this test is about the fleet, not the
+    // gate (tests/retrain.rs is).
+    let args = [
+        "--retrain-after",
+        "150",
+        "--retrain-interval",
+        "0s",
+        "--retrain-iterations",
+        "150",
+        "--retrain-tolerance",
+        "1",
+    ];
+    let a = Replica::start(&db.url, &args).await;
+    let b = Replica::start(&db.url, &args).await;
+    StoreClient::new(a.channel.clone())
+        .create_study(CreateStudyRequest {
+            name: STUDY.to_owned(),
+            description: String::new(),
+        })
+        .await
+        .expect("study");
+
+    // Round one: two workers, one per replica.
+    tokio::join!(
+        stream_evaluations(a.channel.clone(), nets[..150].to_vec(), "w-a".to_owned()),
+        stream_evaluations(b.channel.clone(), nets[150..300].to_vec(), "w-b".to_owned()),
+    );
+    let probe = nets[9_000].clone();
+    let v1 = wait_for_version(&a, &probe, None).await;
+    assert_eq!(wait_for_version(&b, &probe, None).await, v1);
+
+    // Round two, with both replicas under prediction load meanwhile.
+    let (la, lb) = (
+        PredictLoop::start(&a, probe.clone()),
+        PredictLoop::start(&b, probe.clone()),
+    );
+    tokio::join!(
+        stream_evaluations(a.channel.clone(), nets[300..600].to_vec(), "w-a".to_owned()),
+        stream_evaluations(b.channel.clone(), nets[600..900].to_vec(), "w-b".to_owned()),
+    );
+    let v2 = wait_for_version(&a, &probe, Some(&v1)).await;
+    wait_for_version(&b, &probe, Some(&v1)).await;
+    // Let any round still due finish, so the logs below are complete.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ((calls_a, fail_a, seen_a), (calls_b, fail_b, seen_b)) =
+        (la.finish().await, lb.finish().await);
+    assert_eq!((fail_a, fail_b), (0, 0), "no failed prediction during swaps");
+    assert!(calls_a > 50 && calls_b > 50, "{calls_a} {calls_b} calls");
+
+    // Within a second of promotion, on both replicas, by notification.
+    let listed = ModelsClient::new(b.channel.clone())
+        .list_models(ListModelsRequest {
+            study: STUDY.to_owned(),
+            objective: OBJECTIVE.to_owned(),
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    for m in &listed.models {
+        if m.version == v1 || m.activated_at_unix_ms == 0 {
+            continue;
+        }
+        for (replica, seen) in [("a", &seen_a), ("b", &seen_b)] {
+            let (_, at) = seen
+                .iter()
+                .find(|(v, _)| *v == m.version)
+                .unwrap_or_else(|| panic!("replica {replica} never served {}", m.version));
+            let lag = at - m.activated_at_unix_ms;
+            println!("replica {replica} served {} {lag} ms after promotion", m.version);
+            assert!(lag < 1_000, "replica {replica} took {lag} ms");
+        }
+    }
+    assert!(listed.models.iter().any(|m| m.version == v2));
+
+    // One trainer per round: every promotion logged once, by one replica,
+    // and no training data trained twice.
+    let mut promoted = a.promoted();
+    promoted.extend(b.promoted());
+    let mut unique = promoted.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), promoted.len(), "{promoted:?}");
+    assert_eq!(promoted.len(), listed.models.len(), "{promoted:?}");
+    let mut shas: Vec<&str> = listed
+        .models
+        .iter()
+        .map(|m| m.training_data_sha256.as_str())
+        .collect();
+    shas.sort_unstable();
+    shas.dedup();
+    assert_eq!(shas.len(), listed.models.len());
+    drop((a, b));
+    db.drop().await;
+}
+
+async fn advisory_locks(admin: &mut sqlx::PgConnection, database: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND l.granted AND d.datname = $1",
+    )
+    .bind(database)
+    .fetch_one(admin)
+    .await
+    .expect("pg_locks")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trainer_killed_mid_training_leaves_the_previous_model_serving() {
+    use sqlx::Connection;
+    let nets = tokio::task::spawn_blocking(|| networks(OBJECTIVE))
+        .await
+        .expect("tables");
+    let db = TestDatabase::create().await;
+    let manual = ["--retrain-after", "0", "--retrain-interval", "0s"];
+    // A trains slowly (many rounds), B quickly.
+    let mut a = Replica::start(&db.url, &[&manual[..], &["--retrain-iterations", "20000"]].concat()).await;
+    let b = Replica::start(&db.url, &[&manual[..], &["--retrain-iterations", "100"]].concat()).await;
+    StoreClient::new(b.channel.clone())
+        .create_study(CreateStudyRequest {
+            name: STUDY.to_owned(),
+            description: String::new(),
+        })
+        .await
+        .expect("study");
+    stream_evaluations(b.channel.clone(), nets[..3_000].to_vec(), "w".to_owned()).await;
+    let retrain = |force| RetrainRequest {
+        study: STUDY.to_owned(),
+        objectives: vec![OBJECTIVE.to_owned()],
+        force,
+    };
+    let first = ModelsClient::new(b.channel.clone())
+        .retrain(retrain(false))
+        .await
+        .expect("retrain on b")
+        .into_inner();
+    assert_eq!(first.results[0].outcome, "promoted", "{first:?}");
+    let v1 = first.results[0].version.clone();
+    let probe = nets[9_000].clone();
+    assert_eq!(wait_for_version(&a, &probe, None).await, v1);
+
+    // A starts training; it is killed while it holds the trainer lock.
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url())
+        .await
+        .expect("admin");
+    assert_eq!(advisory_locks(&mut admin, &db.name).await, 0);
+    let mut client_a = ModelsClient::new(a.channel.clone());
+    let call = tokio::spawn(async move { client_a.retrain(retrain(true)).await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while advisory_locks(&mut admin, &db.name).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a never took the lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // While A holds the lock, B cannot train.
+    let busy = ModelsClient::new(b.channel.clone())
+        .retrain(retrain(true))
+        .await
+        .expect_err("b must wait its turn");
+    assert_eq!(busy.code(), tonic::Code::Aborted, "{busy:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.child.kill().expect("SIGKILL");
+    a.child.wait().expect("reaped");
+    assert!(call.await.expect("task").is_err(), "the killed call fails");
+
+    // Nothing half-promoted: v1 serves, nothing else was stored.
+    let listed = ModelsClient::new(b.channel.clone())
+        .list_models(ListModelsRequest {
+            study: STUDY.to_owned(),
+            objective: OBJECTIVE.to_owned(),
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.models.len(), 1, "{listed:?}");
+    assert_eq!(listed.models[0].version, v1);
+    assert_eq!(listed.models[0].status, "active");
+    // The dead session's lock is gone once PostgreSQL sees the socket close.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while advisory_locks(&mut admin, &db.name).await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "lock still held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // B takes over the next retraining.
+    let next = ModelsClient::new(b.channel.clone())
+        .retrain(retrain(true))
+        .await
+        .expect("b retrains")
+        .into_inner();
+    assert_eq!(next.results[0].outcome, "promoted", "{next:?}");
+    let v2 = next.results[0].version.clone();
+    assert_ne!(v2, v1);
+    assert_eq!(wait_for_version(&b, &probe, Some(&v1)).await, v2);
+    drop((a, b));
+    let _ = admin.close().await;
+    db.drop().await;
+}
