@@ -189,11 +189,21 @@ impl Application {
             config.models_dir.is_none().then(|| config.retrain.clone()),
         ));
         let (stop_tx, stop_rx) = watch::channel(false);
-        let loader = spawn_model_loading(&config, &registry, &store, &health, &stop_rx);
+        // A failure that makes serving pointless (tables that cannot be
+        // imported) stops the server with that error.
+        let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+        let loader = spawn_model_loading(&config, &registry, &store, &health, &stop_rx, fatal_tx);
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown_health = health.clone();
+        let (fatal_seen_tx, mut fatal_seen_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
         let signal = async move {
-            shutdown.await;
+            let fatal = tokio::select! {
+                _ = shutdown => None,
+                Ok(e) = fatal_rx => Some(e),
+            };
+            if let Some(e) = fatal {
+                let _ = fatal_seen_tx.send(e);
+            }
             tracing::info!(
                 "shutdown requested: reporting NOT_SERVING and draining in-flight calls"
             );
@@ -248,6 +258,9 @@ impl Application {
             task.abort();
         }
         connector.abort();
+        if let Ok(e) = fatal_seen_rx.try_recv() {
+            return Err(e);
+        }
         tracing::info!("nasperf stopped");
         Ok(())
     }
@@ -265,6 +278,7 @@ fn spawn_model_loading(
     store: &StoreHandle,
     health: &HealthReporter,
     stop: &watch::Receiver<bool>,
+    fatal: tokio::sync::oneshot::Sender<anyhow::Error>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let ready = {
         let health = health.clone();
@@ -290,10 +304,16 @@ fn spawn_model_loading(
             config.model_poll_interval,
         );
         tasks.push(tokio::spawn(async move {
-            if let Some(bench) = bench
-                && !prepare_bench(&handle, &bench, &retrain, stop_rx.clone()).await
-            {
-                return;
+            if let Some(bench) = bench {
+                match prepare_bench(&handle, &bench, &retrain, stop_rx.clone()).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start");
+                        let _ = fatal.send(e);
+                        return;
+                    }
+                }
             }
             store_sync::watch_store(registry, handle, poll, stop_rx, ready).await;
         }));
@@ -331,13 +351,14 @@ fn spawn_model_loading(
 
 /// `serve --bench`: imports the tables into the default study unless this
 /// store already holds them, and trains what needs training, before the
-/// server reports ready. Returns false if shut down meanwhile.
+/// server reports ready. Returns false if shut down meanwhile, and an
+/// error if the tables cannot be imported.
 async fn prepare_bench(
     handle: &StoreHandle,
     bench: &std::path::Path,
     config: &RetrainConfig,
     mut stop: watch::Receiver<bool>,
-) -> bool {
+) -> anyhow::Result<bool> {
     let work = async {
         let store = loop {
             if let Some(s) = handle.get() {
@@ -348,9 +369,17 @@ async fn prepare_bench(
         loop {
             match crate::store::import::import_bench_once(&store, bench, DEFAULT_STUDY).await {
                 Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, bench = %bench.display(), "cannot import the benchmark tables; retrying in 10 s");
+                // The database went away: worth waiting for.
+                Err(crate::store::import::ImportError::Store(e)) if e.is_unavailable() => {
+                    tracing::error!(error = %e, "cannot import the benchmark tables; retrying in 10 s");
                     tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+                // The tables are wrong: retrying changes nothing.
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "importing the benchmark tables in {}: {e}",
+                        bench.display()
+                    ));
                 }
             }
         }
@@ -370,7 +399,7 @@ async fn prepare_bench(
                         promoted,
                         "benchmark models ready"
                     );
-                    break;
+                    return Ok(());
                 }
                 Err(retrain::RetrainError::Busy) => {
                     tracing::info!("another replica is training on the tables; waiting for it");
@@ -384,8 +413,8 @@ async fn prepare_bench(
         }
     };
     tokio::select! {
-        _ = work => true,
-        _ = stop.changed() => false,
+        r = work => r.map(|()| true),
+        _ = stop.changed() => Ok(false),
     }
 }
 

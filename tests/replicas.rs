@@ -70,7 +70,8 @@ impl Replica {
                     continue;
                 };
                 if v["fields"]["message"] == "nasperf listening" {
-                    let _ = addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
+                    let _ =
+                        addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
                 }
                 sink.lock().expect("logs").push(v);
             }
@@ -117,7 +118,12 @@ impl Replica {
                     .as_str()
                     .is_some_and(|m| m.starts_with("retrained model promoted"))
             })
-            .map(|v| v["fields"]["version"].as_str().unwrap_or_default().to_owned())
+            .map(|v| {
+                v["fields"]["version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
             .collect()
     }
 }
@@ -308,7 +314,11 @@ async fn two_replicas_train_once_and_both_swap_within_a_second() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ((calls_a, fail_a, seen_a), (calls_b, fail_b, seen_b)) =
         (la.finish().await, lb.finish().await);
-    assert_eq!((fail_a, fail_b), (0, 0), "no failed prediction during swaps");
+    assert_eq!(
+        (fail_a, fail_b),
+        (0, 0),
+        "no failed prediction during swaps"
+    );
     assert!(calls_a > 50 && calls_b > 50, "{calls_a} {calls_b} calls");
 
     // Within a second of promotion, on both replicas, by notification.
@@ -330,7 +340,10 @@ async fn two_replicas_train_once_and_both_swap_within_a_second() {
                 .find(|(v, _)| *v == m.version)
                 .unwrap_or_else(|| panic!("replica {replica} never served {}", m.version));
             let lag = at - m.activated_at_unix_ms;
-            println!("replica {replica} served {} {lag} ms after promotion", m.version);
+            println!(
+                "replica {replica} served {} {lag} ms after promotion",
+                m.version
+            );
             assert!(lag < 1_000, "replica {replica} took {lag} ms");
         }
     }
@@ -377,8 +390,16 @@ async fn a_trainer_killed_mid_training_leaves_the_previous_model_serving() {
     let db = TestDatabase::create().await;
     let manual = ["--retrain-after", "0", "--retrain-interval", "0s"];
     // A trains slowly (many rounds), B quickly.
-    let mut a = Replica::start(&db.url, &[&manual[..], &["--retrain-iterations", "20000"]].concat()).await;
-    let b = Replica::start(&db.url, &[&manual[..], &["--retrain-iterations", "100"]].concat()).await;
+    let mut a = Replica::start(
+        &db.url,
+        &[&manual[..], &["--retrain-iterations", "20000"]].concat(),
+    )
+    .await;
+    let b = Replica::start(
+        &db.url,
+        &[&manual[..], &["--retrain-iterations", "100"]].concat(),
+    )
+    .await;
     StoreClient::new(b.channel.clone())
         .create_study(CreateStudyRequest {
             name: STUDY.to_owned(),
@@ -411,7 +432,10 @@ async fn a_trainer_killed_mid_training_leaves_the_previous_model_serving() {
     let call = tokio::spawn(async move { client_a.retrain(retrain(true)).await });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while advisory_locks(&mut admin, &db.name).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "a never took the lock");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a never took the lock"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // While A holds the lock, B cannot train.

@@ -153,10 +153,15 @@ pub fn load_proxies(
     let Some(file) = proxy_file(ds) else {
         return Ok(None);
     };
+    let path = root.join(file);
+    // A directory with part of the benchmark may lack a dataset's proxies.
+    if !path.is_file() {
+        return Ok(None);
+    }
     let mut columns = vec!["net"];
     columns.extend(PROXY_NAMES);
     let mut out = HashMap::new();
-    for_each_row(&root.join(file), &columns, |fields| {
+    for_each_row(&path, &columns, |fields| {
         let cell = parse_key("net", fields[0])?;
         let mut values = ProxyValues::MISSING;
         for (i, (name, text)) in PROXY_NAMES.iter().zip(&fields[1..]).enumerate() {

@@ -147,7 +147,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     // Ready as Kubernetes would see it: the predictor reports SERVING once
     // the initial model load has finished.
     let mut health = HealthClient::new(channel.clone());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Generous: a `--bench` start imports and trains before it is ready.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
         let status = health
             .check(HealthCheckRequest {

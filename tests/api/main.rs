@@ -2,6 +2,7 @@
 //! the generated client.
 
 mod bad_input;
+mod bench_start;
 mod health;
 mod helpers;
 mod hot_reload;
