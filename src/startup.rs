@@ -298,9 +298,10 @@ fn spawn_model_loading(
             )));
         }
         let (registry, handle, stop_rx) = (Arc::clone(registry), store.clone(), stop.clone());
-        let (bench, retrain, poll) = (
+        let (bench, retrain, schedule, poll) = (
             config.bench.clone(),
             config.retrain.clone(),
+            config.schedule.clone(),
             config.model_poll_interval,
         );
         tasks.push(tokio::spawn(async move {
@@ -315,14 +316,17 @@ fn spawn_model_loading(
                     }
                 }
             }
+            // Scheduled retraining starts once the tables are in: during the
+            // import it would train on half-imported objectives.
+            let scheduled = tokio::spawn(schedule::run(
+                handle.clone(),
+                retrain,
+                schedule,
+                stop_rx.clone(),
+            ));
             store_sync::watch_store(registry, handle, poll, stop_rx, ready).await;
+            scheduled.abort();
         }));
-        tasks.push(tokio::spawn(schedule::run(
-            store.clone(),
-            config.retrain.clone(),
-            config.schedule.clone(),
-            stop.clone(),
-        )));
         return tasks;
     };
     let registry = Arc::clone(registry);

@@ -211,7 +211,10 @@ async fn due_pairs(store: &Store, scope: &Scope) -> Result<Vec<(String, String)>
 
 /// Proxies per (study, dataset), read once per pass.
 #[derive(Default)]
-struct ProxyCache(tokio::sync::Mutex<HashMap<(String, String), Arc<HashMap<Cell, ProxyValues>>>>);
+struct ProxyCache(tokio::sync::Mutex<HashMap<(String, String), Arc<CellProxies>>>);
+
+/// Proxies by canonical cell.
+type CellProxies = HashMap<Cell, ProxyValues>;
 
 impl ProxyCache {
     async fn get(
@@ -219,7 +222,7 @@ impl ProxyCache {
         store: &Store,
         study: &str,
         dataset: &str,
-    ) -> Result<Arc<HashMap<Cell, ProxyValues>>, StoreError> {
+    ) -> Result<Arc<CellProxies>, StoreError> {
         let mut cache = self.0.lock().await;
         let key = (study.to_owned(), dataset.to_owned());
         if let Some(p) = cache.get(&key) {
