@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Builds nasperf, trains one model per objective from the benchmark tables
-# (NASPERF_BENCHDATA, default ../shared/benchdata), and serves them on
-# 127.0.0.1:50051 until Ctrl-C. Models go to ./nasperf-models.
+# Builds nasperf (release) and serves on 127.0.0.1:50051 until Ctrl-C, with
+# the embedded SQLite store in ./nasperf-data. The first start imports the
+# benchmark tables (NASPERF_BENCHDATA, default ../shared/benchdata) into the
+# store and trains one model per objective before it reports ready; a
+# second start reuses what it stored.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/build-env.sh
-cargo build
-nasperf="$CARGO_TARGET_DIR/debug/nasperf"
-if [ ! -d nasperf-models ] || [ -z "$(ls -A nasperf-models)" ]; then
-    "$nasperf" train --bench "$NASPERF_BENCHDATA" --out nasperf-models
-fi
-exec "$nasperf" serve --models nasperf-models --listen "${NASPERF_LISTEN:-127.0.0.1:50051}"
+cargo build --release
+exec "$CARGO_TARGET_DIR/release/nasperf" serve \
+    --bench "$NASPERF_BENCHDATA" \
+    --listen "${NASPERF_LISTEN:-127.0.0.1:50051}"

@@ -387,8 +387,11 @@ async fn prepare_bench(
                 }
             }
         }
+        // What has no training attempt yet, or new evaluations since: on a
+        // second start, one grouped count and nothing to train.
         let scope = Scope {
             study: DEFAULT_STUDY.to_owned(),
+            min_new_evaluations: Some(1),
             ..Scope::default()
         };
         loop {
