@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod features;
 pub mod model;
 pub mod objectives;
+pub mod pareto;
 pub mod predict;
 pub mod proto;
 pub mod registry;
