@@ -45,40 +45,108 @@ fn lexicographic(a: &[f64], b: &[f64]) -> Ordering {
 /// The front of every point (0 = non-dominated). `values` holds `m`
 /// finite values per point.
 pub fn fronts(values: &[f64], m: usize) -> Vec<u32> {
-    let n = if m == 0 { 0 } else { values.len() / m };
+    let n = values.len().checked_div(m).unwrap_or(0);
     let row = |i: usize| &values[i * m..(i + 1) * m];
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| lexicographic(row(a), row(b)));
     let mut front_of = vec![0u32; n];
-    // Members of each front, in insertion (lexicographic) order.
-    let mut members: Vec<Vec<usize>> = Vec::new();
+    let mut members: Vec<FrontIndex> = Vec::new();
     for (k, &i) in order.iter().enumerate() {
         // A duplicate of the previous point shares its front.
         if k > 0 && lexicographic(row(order[k - 1]), row(i)) == Ordering::Equal {
             let f = front_of[order[k - 1]];
             front_of[i] = f;
-            members[f as usize].push(i);
+            members[f as usize].insert(values, m, i);
             continue;
         }
         // The first front with no member dominating `i`: if front f has
         // one, every front before f has one too, so binary search works.
-        let dominated_in = |f: &Vec<usize>| f.iter().rev().any(|&j| dominates(row(j), row(i)));
         let (mut lo, mut hi) = (0usize, members.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if dominated_in(&members[mid]) {
+            if members[mid].dominates(values, m, i) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
         if lo == members.len() {
-            members.push(Vec::new());
+            members.push(FrontIndex::new(m));
         }
-        members[lo].push(i);
+        members[lo].insert(values, m, i);
         front_of[i] = lo as u32;
     }
     front_of
+}
+
+/// The members of one front, arranged to answer "does a member dominate
+/// this later point?". Points arrive in lexicographic order, so every
+/// member is no worse in the first objective than the point asked about,
+/// and only the others need checking: in 2 objectives, the smallest
+/// second value so far; in 3, the 2-dimensional staircase of the second
+/// and third values (O(log n) per question, where a scan of a large front
+/// is O(n)); beyond, the members themselves.
+enum FrontIndex {
+    Two { min: f64 },
+    Three { stairs: BTreeMap<Key, f64> },
+    Many { members: Vec<usize> },
+}
+
+impl FrontIndex {
+    fn new(m: usize) -> Self {
+        match m {
+            2 => FrontIndex::Two { min: f64::INFINITY },
+            3 => FrontIndex::Three {
+                stairs: BTreeMap::new(),
+            },
+            _ => FrontIndex::Many {
+                members: Vec::new(),
+            },
+        }
+    }
+
+    /// Whether a member dominates point `i`, which is lexicographically
+    /// after every member and equal to none.
+    fn dominates(&self, values: &[f64], m: usize, i: usize) -> bool {
+        let p = &values[i * m..(i + 1) * m];
+        match self {
+            FrontIndex::Two { min } => *min <= p[1],
+            FrontIndex::Three { stairs } => stairs
+                .range(..=Key(p[1]))
+                .next_back()
+                .is_some_and(|(_, &z)| z <= p[2]),
+            FrontIndex::Many { members } => members
+                .iter()
+                .rev()
+                .any(|&j| dominates(&values[j * m..(j + 1) * m], p)),
+        }
+    }
+
+    fn insert(&mut self, values: &[f64], m: usize, i: usize) {
+        let p = &values[i * m..(i + 1) * m];
+        match self {
+            FrontIndex::Two { min } => *min = min.min(p[1]),
+            FrontIndex::Three { stairs } => {
+                let covered = stairs
+                    .range(..=Key(p[1]))
+                    .next_back()
+                    .is_some_and(|(_, &z)| z <= p[2]);
+                if covered {
+                    return;
+                }
+                let stale: Vec<Key> = stairs
+                    .range(Key(p[1])..)
+                    .take_while(|(_, z)| **z >= p[2])
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in stale {
+                    stairs.remove(&k);
+                }
+                stairs.insert(Key(p[1]), p[2]);
+            }
+            FrontIndex::Many { members } => members.push(i),
+        }
+    }
 }
 
 /// NSGA-II crowding distance of every point within its front; the extreme
@@ -374,5 +442,69 @@ mod tests {
         // Two-point fronts are all boundary.
         let d = crowding_distances(&[0.0, 1.0, 1.0, 0.0], 2, &[0, 0]);
         assert!(d.iter().all(|x| x.is_infinite()));
+    }
+}
+
+/// Whether an objective is maximised or minimised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Maximize,
+    Minimize,
+}
+
+/// Fronts, crowding and hypervolume of a batch, in the caller's units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    pub fronts: Vec<u32>,
+    pub crowding: Vec<f64>,
+    /// Of front 0, with a reference point.
+    pub hypervolume: Option<f64>,
+    /// For front-0 points, with a reference point.
+    pub contributions: Vec<Option<f64>>,
+}
+
+/// Ranks `values` (`directions.len()` per point, finite) by the given
+/// directions. A reference point, in the same units and directions, asks
+/// for the hypervolume of front 0; it must have 2 or 3 values (callers
+/// check).
+pub fn rank(values: &[f64], directions: &[Direction], reference: Option<&[f64]>) -> Ranking {
+    let m = directions.len();
+    let n = values.len().checked_div(m).unwrap_or(0);
+    // Minimise everything: negate what is maximised.
+    let sign: Vec<f64> = directions
+        .iter()
+        .map(|d| match d {
+            Direction::Maximize => -1.0,
+            Direction::Minimize => 1.0,
+        })
+        .collect();
+    let minimised: Vec<f64> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * sign[i % m])
+        .collect();
+    let front_of = fronts(&minimised, m);
+    let crowding = crowding_distances(&minimised, m, &front_of);
+    let mut contributions = vec![None; n];
+    let mut hv = None;
+    if let Some(reference) = reference {
+        let r: Vec<f64> = reference.iter().zip(&sign).map(|(x, s)| x * s).collect();
+        let first: Vec<usize> = (0..n).filter(|&i| front_of[i] == 0).collect();
+        let points: Vec<f64> = first
+            .iter()
+            .flat_map(|&i| minimised[i * m..(i + 1) * m].iter().copied())
+            .collect();
+        hv = hypervolume(&points, m, &r);
+        if let Some(c) = exclusive_contributions(&points, m, &r) {
+            for (k, &i) in first.iter().enumerate() {
+                contributions[i] = Some(c[k]);
+            }
+        }
+    }
+    Ranking {
+        fronts: front_of,
+        crowding,
+        hypervolume: hv,
+        contributions,
     }
 }

@@ -12,11 +12,12 @@ use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
-    objectives,
+    objectives, pareto,
     predict::{self, CandidateInput, Limits, PredictInput, PredictOutput},
     proto::v1::{
-        CandidatePrediction, ListObjectivesRequest, ListObjectivesResponse, ObjectiveInfo,
-        ObjectiveModel, PredictRequest, PredictResponse, predictor_server::Predictor,
+        CandidatePrediction, Direction, ListObjectivesRequest, ListObjectivesResponse,
+        ObjectiveInfo, ObjectiveModel, ParetoRankRequest, ParetoRankResponse, PredictRequest,
+        PredictResponse, RankedCandidate, predictor_server::Predictor,
     },
     registry::Registry,
     space::SearchSpaces,
@@ -222,6 +223,65 @@ impl Predictor for PredictorService {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    #[tracing::instrument(skip_all, fields(candidates = request.get_ref().candidates.len()), err)]
+    async fn pareto_rank(
+        &self,
+        request: Request<ParetoRankRequest>,
+    ) -> Result<Response<ParetoRankResponse>, Status> {
+        let r = request.into_inner();
+        let directions = pareto_directions(&r)?;
+        let reference = (!r.reference_point.is_empty()).then_some(r.reference_point.clone());
+        let predicted = self
+            .answer(PredictRequest {
+                candidates: r.candidates,
+                dataset: r.dataset,
+                objectives: r.objectives.into_iter().map(|o| o.objective).collect(),
+                request_id: String::new(),
+                study: r.study,
+            })
+            .await?;
+        let m = directions.len();
+        let values: Vec<f64> = predicted
+            .predictions
+            .iter()
+            .flat_map(|p| p.values.iter().copied())
+            .collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(error::internal(
+                "a non-finite value reached ranking",
+                &format!("candidate {} objective {}", i / m, i % m),
+            ));
+        }
+        let ranking = if predicted.predictions.len() > INLINE_PREDICTIONS / m {
+            tokio::task::spawn_blocking(move || {
+                pareto::rank(&values, &directions, reference.as_deref())
+            })
+            .await
+            .map_err(|e| error::internal("ranking task failed", &e))?
+        } else {
+            pareto::rank(&values, &directions, reference.as_deref())
+        };
+        let candidates = predicted
+            .predictions
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| RankedCandidate {
+                values: p.values,
+                front: ranking.fronts[i],
+                crowding_distance: ranking.crowding[i],
+                hypervolume_contribution: ranking.contributions[i],
+                canonical_key: p.canonical_key,
+                measured: p.measured,
+            })
+            .collect();
+        Ok(Response::new(ParetoRankResponse {
+            objectives: predicted.objectives,
+            candidates,
+            hypervolume: ranking.hypervolume,
+            measurements_unavailable: predicted.measurements_unavailable,
+        }))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn list_objectives(
         &self,
@@ -265,4 +325,49 @@ impl Predictor for PredictorService {
             .collect();
         Ok(Response::new(ListObjectivesResponse { objectives }))
     }
+}
+
+/// The directions of a ranking request, with its reference point checked.
+fn pareto_directions(r: &ParetoRankRequest) -> Result<Vec<pareto::Direction>, Status> {
+    if r.objectives.len() < 2 {
+        return Err(Status::invalid_argument(format!(
+            "objectives: rank at least 2 objectives, got {}",
+            r.objectives.len()
+        )));
+    }
+    let mut directions = Vec::with_capacity(r.objectives.len());
+    for (i, o) in r.objectives.iter().enumerate() {
+        directions.push(match Direction::try_from(o.direction) {
+            Ok(Direction::Maximize) => pareto::Direction::Maximize,
+            Ok(Direction::Minimize) => pareto::Direction::Minimize,
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "objectives[{i}].direction: set MAXIMIZE or MINIMIZE for {:?}",
+                    o.objective
+                )));
+            }
+        });
+    }
+    if !r.reference_point.is_empty() {
+        if r.reference_point.len() != r.objectives.len() {
+            return Err(Status::invalid_argument(format!(
+                "reference_point: {} values for {} objectives; give one per objective",
+                r.reference_point.len(),
+                r.objectives.len()
+            )));
+        }
+        if r.objectives.len() > 3 {
+            return Err(Status::invalid_argument(format!(
+                "reference_point: exact hypervolume is computed for 2 or 3 objectives, not {}; rank without a reference point",
+                r.objectives.len()
+            )));
+        }
+        if let Some(k) = r.reference_point.iter().position(|v| !v.is_finite()) {
+            return Err(Status::invalid_argument(format!(
+                "reference_point[{k}]: {} is not a finite number",
+                r.reference_point[k]
+            )));
+        }
+    }
+    Ok(directions)
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod hot_reload;
 mod learning_loop;
 mod models;
+mod pareto;
 mod predict;
 mod shutdown;
 mod store;
