@@ -1,0 +1,402 @@
+"""The client over the generated stubs.
+
+Results are plain Python (lists of floats, dicts), ready for numpy:
+``numpy.asarray(prediction.values)`` is an (n candidates x n objectives)
+array. Errors keep the server's status code and message, which name the
+field and the candidate (``candidates[2].arch: ...``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
+
+import grpc
+
+from ._pb.nasperf.v1 import (
+    predictor_pb2,
+    predictor_pb2_grpc,
+    store_pb2,
+    store_pb2_grpc,
+)
+
+ProxyMap = Mapping[str, float]
+
+
+class NasperfError(Exception):
+    """A call the server refused or could not answer.
+
+    ``code`` is the gRPC status (``grpc.StatusCode``), ``details`` the
+    server's message, e.g. ``candidates[0].arch: unknown op "conv"``.
+    """
+
+    def __init__(self, method: str, code: grpc.StatusCode, details: str):
+        super().__init__(f"{method}: {code.name}: {details}")
+        self.method = method
+        self.code = code
+        self.details = details
+
+
+def _wrap(method: str, error: grpc.RpcError) -> NasperfError:
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = error.details() if hasattr(error, "details") else str(error)
+    return NasperfError(method, code, details or "")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Values per candidate, in ``objectives`` order."""
+
+    objectives: list[str]
+    #: objective -> the model version that answered it
+    model_versions: dict[str, str]
+    #: objective -> the study whose model answered ("default" as a fallback)
+    model_studies: dict[str, str]
+    #: one row per candidate, one value per objective
+    values: list[list[float]]
+    canonical_keys: list[str]
+    #: per candidate and objective: measured by the study rather than predicted
+    measured: list[list[bool]]
+    measurements_unavailable: bool = False
+
+    def column(self, objective: str) -> list[float]:
+        """Every candidate's value of one objective."""
+        j = self.objectives.index(objective)
+        return [row[j] for row in self.values]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """``ParetoRank``'s answer, per candidate in request order."""
+
+    objectives: list[str]
+    values: list[list[float]]
+    fronts: list[int]
+    crowding: list[float]
+    #: exclusive hypervolume contribution, for front-0 candidates
+    contributions: list[Optional[float]]
+    hypervolume: Optional[float]
+    canonical_keys: list[str]
+
+
+@dataclass
+class Evaluation:
+    """A true measurement to record. Without ``idempotency_key`` the
+    client picks one (a UUID) once, before the first attempt, so retries
+    reuse it."""
+
+    arch: str
+    objective: str
+    value: float
+    study: str = ""
+    search_space: str = "nb201"
+    budget: Optional[float] = None
+    worker: str = ""
+    idempotency_key: str = ""
+    dataset: str = ""
+    proxies: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordReport:
+    stored: int
+    already_stored: int
+    #: (index into the evaluations given, status name, message)
+    rejected: list[tuple[int, str, str]]
+    #: how many attempts hit UNAVAILABLE and were retried
+    retries: int
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    objective: str
+    unit: str
+    model_version: str
+    model_study: str
+    heldout_kendall_tau: float
+    training_rows: int
+    load_error: str
+
+
+def _candidates(
+    archs: Sequence[str],
+    proxies: Optional[Sequence[Optional[ProxyMap]]],
+    search_space: str,
+) -> list[predictor_pb2.Candidate]:
+    if proxies is not None and len(proxies) != len(archs):
+        raise ValueError(f"proxies: {len(proxies)} maps for {len(archs)} architectures")
+    return [
+        predictor_pb2.Candidate(
+            search_space=search_space,
+            arch=arch,
+            proxies=dict(proxies[i] or {}) if proxies is not None else {},
+        )
+        for i, arch in enumerate(archs)
+    ]
+
+
+class Client:
+    """A connection to one nasperf server (or a load-balanced address,
+    e.g. ``dns:///nasperf-headless:50051`` with round-robin)."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        timeout: float = 30.0,
+        channel: Optional[grpc.Channel] = None,
+        options: Sequence[tuple[str, object]] = (),
+    ):
+        self._channel = channel or grpc.insecure_channel(target, options=list(options))
+        self._timeout = timeout
+        self._predictor = predictor_pb2_grpc.PredictorStub(self._channel)
+        self._store = store_pb2_grpc.StoreStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- predictions ---
+
+    def predict(
+        self,
+        archs: Sequence[str],
+        proxies: Optional[Sequence[Optional[ProxyMap]]] = None,
+        objectives: Optional[Sequence[str]] = None,
+        dataset: str = "",
+        *,
+        study: str = "",
+        search_space: str = "nb201",
+    ) -> Prediction:
+        """Predicts ``objectives`` (all served ones when None) for each
+        architecture; ``proxies[i]``, if given, were computed on ``dataset``."""
+        request = predictor_pb2.PredictRequest(
+            candidates=_candidates(archs, proxies, search_space),
+            dataset=dataset,
+            objectives=list(objectives or []),
+            study=study,
+        )
+        try:
+            response = self._predictor.Predict(request, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise _wrap("Predict", e) from None
+        return _prediction(response)
+
+    def stream_predict(
+        self,
+        batches: Iterable[Sequence[str]],
+        objectives: Optional[Sequence[str]] = None,
+        *,
+        study: str = "",
+        search_space: str = "nb201",
+    ) -> Iterator[Prediction]:
+        """Predicts batches over one stream, yielding one Prediction per
+        batch, in order. For many batches without per-call overhead."""
+        wanted = list(objectives or [])
+
+        def requests() -> Iterator[predictor_pb2.PredictRequest]:
+            for i, archs in enumerate(batches):
+                yield predictor_pb2.PredictRequest(
+                    candidates=_candidates(archs, None, search_space),
+                    objectives=wanted,
+                    study=study,
+                    request_id=str(i),
+                )
+
+        try:
+            for response in self._predictor.PredictStream(requests()):
+                yield _prediction(response)
+        except grpc.RpcError as e:
+            raise _wrap("PredictStream", e) from None
+
+    def pareto_rank(
+        self,
+        archs: Sequence[str],
+        objectives: Union[Mapping[str, str], Sequence[tuple[str, str]]],
+        reference_point: Optional[Sequence[float]] = None,
+        proxies: Optional[Sequence[Optional[ProxyMap]]] = None,
+        dataset: str = "",
+        *,
+        study: str = "",
+        search_space: str = "nb201",
+    ) -> Ranking:
+        """Ranks candidates on objectives given as ``{"cifar10/val_acc_200ep":
+        "max", "cifar10/edgegpu_latency": "min"}`` (order kept)."""
+        items = list(objectives.items()) if isinstance(objectives, Mapping) else list(objectives)
+        ranked = []
+        for name, direction in items:
+            d = {"max": predictor_pb2.MAXIMIZE, "min": predictor_pb2.MINIMIZE}.get(direction.lower()[:3])
+            if d is None:
+                raise ValueError(f"objectives[{name!r}]: direction {direction!r} is not 'max' or 'min'")
+            ranked.append(predictor_pb2.RankedObjective(objective=name, direction=d))
+        request = predictor_pb2.ParetoRankRequest(
+            candidates=_candidates(archs, proxies, search_space),
+            dataset=dataset,
+            objectives=ranked,
+            study=study,
+            reference_point=list(reference_point or []),
+        )
+        try:
+            r = self._predictor.ParetoRank(request, timeout=self._timeout)
+        except grpc.RpcError as e:
+            raise _wrap("ParetoRank", e) from None
+        return Ranking(
+            objectives=[o.objective for o in r.objectives],
+            values=[list(c.values) for c in r.candidates],
+            fronts=[c.front for c in r.candidates],
+            crowding=[c.crowding_distance for c in r.candidates],
+            contributions=[
+                c.hypervolume_contribution if c.HasField("hypervolume_contribution") else None
+                for c in r.candidates
+            ],
+            hypervolume=r.hypervolume if r.HasField("hypervolume") else None,
+            canonical_keys=[c.canonical_key for c in r.candidates],
+        )
+
+    def list_objectives(self, study: str = "") -> list[ObjectiveInfo]:
+        try:
+            r = self._predictor.ListObjectives(
+                predictor_pb2.ListObjectivesRequest(study=study), timeout=self._timeout
+            )
+        except grpc.RpcError as e:
+            raise _wrap("ListObjectives", e) from None
+        return [
+            ObjectiveInfo(
+                objective=o.objective,
+                unit=o.unit,
+                model_version=o.model_version,
+                model_study=o.model_study,
+                heldout_kendall_tau=o.heldout_kendall_tau,
+                training_rows=o.training_rows,
+                load_error=o.load_error,
+            )
+            for o in r.objectives
+        ]
+
+    # --- the store ---
+
+    def create_study(self, name: str, description: str = "", *, exist_ok: bool = True) -> None:
+        try:
+            self._store.CreateStudy(
+                store_pb2.CreateStudyRequest(name=name, description=description),
+                timeout=self._timeout,
+            )
+        except grpc.RpcError as e:
+            if exist_ok and e.code() == grpc.StatusCode.ALREADY_EXISTS:
+                return
+            raise _wrap("CreateStudy", e) from None
+
+    def record(
+        self,
+        evaluations: Sequence[Union[Evaluation, Mapping[str, object]]],
+        *,
+        chunk_size: int = 500,
+        max_retries: int = 10,
+        backoff: float = 0.1,
+        max_backoff: float = 5.0,
+    ) -> RecordReport:
+        """Records evaluations in chunks, exactly once: a chunk that hits
+        UNAVAILABLE (the server or its database is away) is sent again with
+        the same idempotency keys after an exponential, jittered backoff.
+        Rows the server rejects are reported, not raised; other errors raise
+        NasperfError after the chunks before them were stored."""
+        rows = [e if isinstance(e, Evaluation) else Evaluation(**e) for e in evaluations]
+        for e in rows:
+            if not e.idempotency_key:
+                e.idempotency_key = str(uuid.uuid4())
+        stored = already = retries = 0
+        rejected: list[tuple[int, str, str]] = []
+        for start in range(0, len(rows), max(1, chunk_size)):
+            chunk = rows[start : start + chunk_size]
+            request = store_pb2.RecordEvaluationsRequest(evaluations=[_evaluation(e) for e in chunk])
+            attempt = 0
+            while True:
+                try:
+                    response = self._store.RecordEvaluationBatch(request, timeout=self._timeout)
+                    break
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE or attempt >= max_retries:
+                        raise _wrap("RecordEvaluationBatch", e) from None
+                    delay = min(max_backoff, backoff * 2**attempt) * (0.5 + random.random())
+                    attempt += 1
+                    retries += 1
+                    time.sleep(delay)
+            for result in response.results:
+                if result.outcome == store_pb2.RecordResult.STORED:
+                    stored += 1
+                elif result.outcome == store_pb2.RecordResult.ALREADY_STORED:
+                    already += 1
+                else:
+                    rejected.append((start + result.index, _status_name(result.code), result.message))
+        return RecordReport(stored=stored, already_stored=already, rejected=rejected, retries=retries)
+
+    def list_evaluations(self, study: str = "", objective: str = "") -> list[store_pb2.StoredEvaluation]:
+        """Every evaluation of a study (all pages)."""
+        out = []
+        token = ""
+        while True:
+            try:
+                r = self._store.ListEvaluations(
+                    store_pb2.ListEvaluationsRequest(
+                        studies=[study] if study else [],
+                        objective=objective,
+                        page_size=10_000,
+                        page_token=token,
+                    ),
+                    timeout=self._timeout,
+                )
+            except grpc.RpcError as e:
+                raise _wrap("ListEvaluations", e) from None
+            out.extend(r.evaluations)
+            token = r.next_page_token
+            if not token:
+                return out
+
+
+def _status_name(code: int) -> str:
+    for c in grpc.StatusCode:
+        if c.value[0] == code:
+            return c.name
+    return str(code)
+
+
+def _evaluation(e: Evaluation) -> store_pb2.Evaluation:
+    if not math.isfinite(e.value):
+        # The server would refuse it too; failing here names the row sooner.
+        raise ValueError(f"evaluation {e.idempotency_key}: value {e.value} is not finite")
+    msg = store_pb2.Evaluation(
+        study=e.study,
+        search_space=e.search_space,
+        arch=e.arch,
+        objective=e.objective,
+        value=e.value,
+        worker=e.worker,
+        idempotency_key=e.idempotency_key,
+        dataset=e.dataset,
+        proxies=dict(e.proxies),
+    )
+    if e.budget is not None:
+        msg.budget = e.budget
+    return msg
+
+
+def _prediction(r: predictor_pb2.PredictResponse) -> Prediction:
+    names = [o.objective for o in r.objectives]
+    return Prediction(
+        objectives=names,
+        model_versions={o.objective: o.model_version for o in r.objectives},
+        model_studies={o.objective: o.model_study for o in r.objectives},
+        values=[list(p.values) for p in r.predictions],
+        canonical_keys=[p.canonical_key for p in r.predictions],
+        measured=[list(p.measured) or [False] * len(names) for p in r.predictions],
+        measurements_unavailable=r.measurements_unavailable,
+    )
