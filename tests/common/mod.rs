@@ -24,6 +24,29 @@ pub struct TestDatabase {
     pub name: String,
     /// The database's URL, on the admin URL's server and user.
     pub url: String,
+    /// Set by [`TestDatabase::drop`]; otherwise (a test that panicked) the
+    /// `Drop` guard removes the database.
+    dropped: bool,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // No async here: psql, best effort, so a failed test leaves no
+        // database behind.
+        let _ = std::process::Command::new("psql")
+            .arg(postgres_admin_url())
+            .arg("-qc")
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 impl TestDatabase {
@@ -45,12 +68,14 @@ impl TestDatabase {
         TestDatabase {
             url: format!("{base}/{name}"),
             name,
+            dropped: false,
         }
     }
 
     /// Best effort: a leftover database costs space, not correctness.
-    pub async fn drop(self) {
+    pub async fn drop(mut self) {
         use sqlx::Connection;
+        self.dropped = true;
         if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
             let _ = sqlx::query(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
