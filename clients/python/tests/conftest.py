@@ -100,3 +100,33 @@ def wait_ready(target: str, timeout: float = 60.0) -> None:
                 pass
             assert time.monotonic() < deadline, f"{target} never became ready"
             time.sleep(0.05)
+
+
+@pytest.fixture()
+def learning_server(tmp_path):
+    """`nasperf serve` from an empty store (PostgreSQL), retraining after
+    every 20 new evaluations of an objective."""
+    name = f"nasperf_py_{uuid.uuid4().hex}"
+    _psql(f"CREATE DATABASE {name}")
+    base = os.environ.get("NASPERF_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+    url = base.rsplit("/", 1)[0] + "/" + name
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [_binary(), "serve", "--listen", target, "--database-url", url,
+         "--retrain-after", "20", "--retrain-interval", "0s", "--retrain-iterations", "150"],
+        stderr=open(tmp_path / "server.log", "a"),
+        env={k: v for k, v in os.environ.items() if k != "NASPERF_SERVE_BENCH"},
+    )
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(target) as channel:
+        while True:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=1)
+                break
+            except grpc.FutureTimeoutError:
+                assert time.monotonic() < deadline, "server never listened"
+    yield target
+    process.kill()
+    process.wait()
+    _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
