@@ -87,7 +87,9 @@ pub async fn export(store: &Store, study: &str, dir: &std::path::Path) -> anyhow
 }
 
 /// Loads every model of a model directory into `study`, validated as the
-/// server would, and makes them serve. Returns how many.
+/// server would, and makes them serve. Returns how many; an error if some
+/// could not serve because a pinned version holds their objective (they
+/// are stored as candidates).
 pub async fn import(
     store: &Store,
     study: &str,
@@ -111,8 +113,9 @@ pub async fn import(
         Ok(_) | Err(StoreError::StudyExists(_)) => {}
         Err(e) => return Err(e.into()),
     }
+    let mut held_by_pins = Vec::new();
     for (model, text) in &models {
-        store
+        let saved = store
             .save_model(NewModel {
                 study,
                 manifest: &model.manifest,
@@ -124,6 +127,18 @@ pub async fn import(
                 max_evaluation_id: 0,
             })
             .await?;
+        if !saved.status.serves() {
+            held_by_pins.push(model.manifest.objective.clone());
+        }
+    }
+    if !held_by_pins.is_empty() {
+        bail!(
+            "imported {} versions, but {} stay candidates because a pinned version serves: {} \
+             (import with --pin, or UnpinModel first)",
+            models.len(),
+            held_by_pins.len(),
+            held_by_pins.join(", ")
+        );
     }
     Ok(models.len())
 }

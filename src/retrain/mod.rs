@@ -458,8 +458,13 @@ async fn attempt(
         None => (
             new_tau.is_finite() || serving.is_none(),
             format!(
-                "held-out Kendall tau {new_tau:.4} on {} rows; no serving version to compare with",
-                trained.heldout.rows
+                "held-out Kendall tau {new_tau:.4} on {} rows; {}",
+                trained.heldout.rows,
+                if serving.is_some() {
+                    "the serving version does not load, so there is nothing to compare with"
+                } else {
+                    "no serving version to compare with"
+                }
             ),
         ),
         Some(base) if !base.is_finite() => (

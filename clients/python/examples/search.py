@@ -30,6 +30,7 @@ import multiprocessing
 import pathlib
 import random
 import sys
+import time
 from typing import Optional
 
 ACC = "cifar10/val_acc_200ep"
@@ -165,7 +166,7 @@ def work_share(args: tuple) -> tuple[list[tuple[str, float, float]], bool]:
 
 def search(server: str, bench: pathlib.Path, study: str, method: str, budget: int,
            workers: int, seed: int, per_generation: int = 10, screen_factor: int = 20,
-           population: int = 20, log=sys.stdout) -> list[dict]:
+           population: int = 20, log=sys.stdout, generation_seconds: float = 0.0) -> list[dict]:
     from nasperf_client import Client
 
     table = load_tables(bench)
@@ -198,6 +199,7 @@ def search(server: str, bench: pathlib.Path, study: str, method: str, budget: in
                 candidates = offspring(parents, n, table, set(evaluated), rng)
             if not candidates:
                 break
+            generation_started = time.monotonic()
             # Split the generation across the workers.
             shares = []
             for w in range(workers):
@@ -219,6 +221,11 @@ def search(server: str, bench: pathlib.Path, study: str, method: str, budget: in
                      "hypervolume": hypervolume(list(evaluated.values()))}
             history.append(point)
             print(json.dumps(point), file=log, flush=True)
+            # Simulated training is instant; real training gives the service
+            # time to retrain before the next generation is screened.
+            rest = generation_seconds - (time.monotonic() - generation_started)
+            if rest > 0:
+                time.sleep(rest)
     finally:
         if pool:
             pool.close()
@@ -235,8 +242,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--budget", type=int, default=200)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--generation-seconds", type=float, default=0.0,
+                   help="wall time each generation takes at least (simulated training)")
     a = p.parse_args(argv)
-    search(a.server, a.bench, a.study, a.method, a.budget, a.workers, a.seed)
+    search(a.server, a.bench, a.study, a.method, a.budget, a.workers, a.seed,
+           generation_seconds=a.generation_seconds)
 
 
 if __name__ == "__main__":
