@@ -24,6 +24,7 @@ on_both_backends!(
     an_operator_rolls_back_and_pins,
     exported_models_import_with_identical_predictions,
     hardware_objectives_train_on_cells_as_sent,
+    a_model_with_an_undefined_held_out_ranking_never_serves,
 );
 
 /// Small and quick, with the production recipe's shape.
@@ -366,4 +367,40 @@ async fn hardware_objectives_train_on_cells_as_sent(store: &Store) {
     assert!(matches!(r.outcome, Outcome::Promoted { .. }), "{r:?}");
     // One row per cell as sent: no averaging over canonical twins.
     assert_eq!(r.training_rows + r.heldout_rows, 600);
+}
+
+async fn a_model_with_an_undefined_held_out_ranking_never_serves(store: &Store) {
+    // Every network measured at the same value: any ranking of the
+    // held-out rows is undefined.
+    store.create_study("flat", "").await.expect("study");
+    let nets: Vec<Network> = networks(OBJECTIVE)[..200]
+        .iter()
+        .map(|n| Network {
+            value: 50.0,
+            ..n.clone()
+        })
+        .collect();
+    record(store, "flat", OBJECTIVE, &nets).await;
+    let reports = retrain(store, &config(50), &scope("flat", false))
+        .await
+        .expect("retrain");
+    let r = &reports[0];
+    let Outcome::Candidate { reason } = &r.outcome else {
+        panic!("expected a refusal, got {r:?}");
+    };
+    assert!(reason.contains("undefined"), "{reason}");
+    assert!(store.serving_versions().await.expect("serving").is_empty());
+    // The candidate's manifest, NaN and all, reads back from the store,
+    // and a later retraining still works.
+    let listed = store.list_models("flat", OBJECTIVE).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].manifest.heldout.kendall_tau.is_nan());
+    let again = retrain(store, &config(50), &scope("flat", true))
+        .await
+        .expect("retrain again");
+    assert!(
+        matches!(again[0].outcome, Outcome::Candidate { .. }),
+        "{:?}",
+        again[0]
+    );
 }

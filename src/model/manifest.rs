@@ -2,13 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Quality on rows the model never trained on.
+/// Quality on rows the model never trained on. A rank correlation is
+/// undefined (NaN) when the predictions or the truth are all ties; JSON has
+/// no NaN, so it is written as `null` and read back as NaN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldoutMetrics {
     pub rows: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub kendall_tau: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub spearman_rho: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub rmse: f64,
+}
+
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,5 +55,25 @@ impl Manifest {
         let metric = self.objective.rsplit('/').next().unwrap_or(&self.objective);
         let prefix = self.model_sha256.get(..12).unwrap_or(&self.model_sha256);
         format!("{metric}.{prefix}.model.txt")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_undefined_correlation_survives_a_round_trip() {
+        let m = HeldoutMetrics {
+            rows: 12,
+            kendall_tau: f64::NAN,
+            spearman_rho: 0.5,
+            rmse: 1.0,
+        };
+        let json = serde_json::to_string(&m).expect("serialise");
+        assert!(json.contains("\"kendall_tau\":null"), "{json}");
+        let back: HeldoutMetrics = serde_json::from_str(&json).expect("read back");
+        assert!(back.kendall_tau.is_nan());
+        assert_eq!((back.rows, back.spearman_rho, back.rmse), (12, 0.5, 1.0));
     }
 }

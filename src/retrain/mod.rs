@@ -455,8 +455,18 @@ async fn attempt(
     report.baseline_kendall_tau = trained.baseline;
     let new_tau = trained.heldout.kendall_tau;
     let (promote, decision) = match trained.baseline {
+        // A model whose held-out ranking is undefined (it predicts one value
+        // for every held-out row, or the truth is all ties) shows nothing
+        // it learned: it never serves.
+        _ if !new_tau.is_finite() => (
+            false,
+            format!(
+                "held-out Kendall tau is undefined on {} rows (the predictions or the measured values are all ties)",
+                trained.heldout.rows
+            ),
+        ),
         None => (
-            new_tau.is_finite() || serving.is_none(),
+            true,
             format!(
                 "held-out Kendall tau {new_tau:.4} on {} rows; {}",
                 trained.heldout.rows,
@@ -492,7 +502,7 @@ async fn attempt(
             baseline_kendall_tau: trained.baseline,
             promote,
             pin: false,
-            decision: if promote {
+            decision: if promote || !new_tau.is_finite() {
                 decision
             } else {
                 format!("{decision}: worse than the serving version")

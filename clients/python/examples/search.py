@@ -128,9 +128,30 @@ def offspring(parents: list[str], n: int, valid: dict, seen: set, rng: random.Ra
     return out
 
 
+def pick_by_improvement(candidates, ranking, front, take, rng) -> list[str]:
+    """Greedily the candidates whose predicted point adds the most
+    hypervolume to the true front found so far, each pick joining the
+    front before the next; ties (no improvement predicted) by predicted
+    front and crowding."""
+    predicted = {k: (v[0], v[1]) for k, v in zip(candidates, ranking.values)}
+    order = {k: (ranking.fronts[i], -ranking.crowding[i], rng.random()) for i, k in enumerate(candidates)}
+    current = list(front)
+    base = hypervolume(current)
+    chosen: list[str] = []
+    left = list(candidates)
+    while left and len(chosen) < take:
+        gains = {k: hypervolume(current + [predicted[k]]) - base for k in left}
+        best = max(left, key=lambda k: (gains[k], tuple(-x for x in order[k])))
+        chosen.append(best)
+        left.remove(best)
+        current.append(predicted[best])
+        base = hypervolume(current)
+    return chosen
+
+
 def work_share(args: tuple) -> tuple[list[tuple[str, float, float]], bool]:
     """One worker's part of a generation: screen (maybe), train, report."""
-    server, study, method, candidates, take, table, worker, seed = args
+    server, study, method, candidates, take, table, worker, seed, front = args
     from nasperf_client import Client, Evaluation, NasperfError
 
     rng = random.Random(seed)
@@ -140,11 +161,7 @@ def work_share(args: tuple) -> tuple[list[tuple[str, float, float]], bool]:
         if method == "screened" and len(candidates) > take:
             try:
                 ranking = client.pareto_rank(candidates, {ACC: "max", LAT: "min"}, study=study)
-                order = sorted(
-                    range(len(candidates)),
-                    key=lambda i: (ranking.fronts[i], -ranking.crowding[i], rng.random()),
-                )
-                chosen = [candidates[i] for i in order[:take]]
+                chosen = pick_by_improvement(candidates, ranking, front, take, rng)
                 screened = True
             except NasperfError as e:
                 # No model yet (FAILED_PRECONDITION): train what was proposed.
@@ -207,7 +224,8 @@ def search(server: str, bench: pathlib.Path, study: str, method: str, budget: in
                 quota = take // workers + (1 if w < take % workers else 0)
                 if part and quota:
                     shares.append((server, study, method, part, quota,
-                                   {k: table[k] for k in part}, f"w{w}", rng.randrange(1 << 30)))
+                                   {k: table[k] for k in part}, f"w{w}", rng.randrange(1 << 30),
+                                   [evaluated[k] for k in nondominated(evaluated)]))
             results = pool.map(work_share, shares) if pool else [work_share(s) for s in shares]
             screened = 0
             for trained, used_ranking in results:
