@@ -7,7 +7,8 @@ over the 9,445 NAS-Bench-201 networks of the benchmark tables.
 
 Each generation, NSGA-II-style crossover and mutation propose offspring of
 the current population. `screened` asks nasperf's ParetoRank for many of
-them and "trains" only the best few; `nsga2` trains the offspring it would
+them and "trains" only the few whose predicted values add the most
+hypervolume to the true front found so far; `nsga2` trains the offspring it would
 have proposed anyway; `random` trains random networks. Training is
 simulated the usual way for tabular benchmarks: the true values are looked
 up in the tables, and only then reported to nasperf with `record`, so the
