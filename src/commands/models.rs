@@ -1,13 +1,12 @@
 //! `nasperf models list | export DIR | import DIR`: the versions in the
 //! store, and moving them as model directories.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, bail};
 
 use crate::{
     cli::ModelsCommand,
     model::{MANIFEST_SUFFIX, Model},
+    registry::find_manifests,
     space::SearchSpaces,
     store::{Store, StoreError, models::NewModel},
     train::{TrainedModel, write_model},
@@ -143,28 +142,13 @@ pub async fn import(
     Ok(models.len())
 }
 
-/// Every manifest under `dir` with its model text, validated.
+/// Every manifest under `dir` (the registry's layout) with its model text,
+/// validated.
 fn read_model_dir(dir: &std::path::Path) -> anyhow::Result<Vec<(Model, String)>> {
     let spaces = SearchSpaces::builtin();
-    let mut manifests = BTreeMap::new();
-    for dataset in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let dataset = dataset?.path();
-        if !dataset.is_dir() {
-            continue;
-        }
-        for file in std::fs::read_dir(&dataset)? {
-            let path = file?.path();
-            if path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(MANIFEST_SUFFIX))
-            {
-                manifests.insert(path.clone(), ());
-            }
-        }
-    }
+    let manifests = find_manifests(dir).with_context(|| format!("reading {}", dir.display()))?;
     let mut out = Vec::new();
-    for path in manifests.into_keys() {
+    for path in manifests.into_values() {
         let model = Model::load(&path, &spaces)?;
         let text = std::fs::read_to_string(path.with_file_name(&model.manifest.model_file))?;
         out.push((model, text));

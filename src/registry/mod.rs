@@ -329,7 +329,7 @@ impl Registry {
 
 /// `<dir>/<dataset>/<metric>.manifest.json` for every objective under `dir`,
 /// by objective ID `<dataset>/<metric>`.
-fn find_manifests(dir: &Path) -> Result<BTreeMap<String, PathBuf>, std::io::Error> {
+pub fn find_manifests(dir: &Path) -> Result<BTreeMap<String, PathBuf>, std::io::Error> {
     let mut out = BTreeMap::new();
     for dataset in std::fs::read_dir(dir)? {
         let dataset = dataset?;

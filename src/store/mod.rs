@@ -317,12 +317,18 @@ impl Store {
     /// [`Store::study`], which also counts its evaluations: this runs on
     /// every read, exclusion and `Predict` that names a study.
     pub(crate) async fn require_study(&self, name: &str) -> Result<(), StoreError> {
+        self.study_id(name).await.map(|_| ())
+    }
+
+    /// The study's row id; `UnknownStudy` if there is none.
+    pub(crate) async fn study_id(&self, study: &str) -> Result<i64, StoreError> {
         sqlx::query("SELECT id FROM studies WHERE name = $1")
-            .bind(name)
+            .bind(study)
             .fetch_optional(&self.pool)
             .await?
-            .map(|_| ())
-            .ok_or_else(|| StoreError::UnknownStudy(name.to_owned()))
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .ok_or_else(|| StoreError::UnknownStudy(study.to_owned()))
     }
 
     // === Evaluations ===

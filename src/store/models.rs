@@ -213,16 +213,6 @@ impl Store {
         self.model_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    async fn study_id(&self, study: &str) -> Result<i64, StoreError> {
-        sqlx::query("SELECT id FROM studies WHERE name = $1")
-            .bind(study)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?
-            .ok_or_else(|| StoreError::UnknownStudy(study.to_owned()))
-    }
-
     /// Every serving version, for the loader to compare with what it has.
     pub async fn serving_versions(&self) -> Result<Vec<ServingVersion>, StoreError> {
         let rows = sqlx::query(
