@@ -24,9 +24,6 @@ use nasperf::proto::v1::{
     predictor_client::PredictorClient, store_client::StoreClient,
 };
 use tonic::transport::Channel;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
 
 const OBJECTIVE: &str = "cifar10/val_acc_200ep";
 const STUDY: &str = "fleet";
@@ -79,26 +76,7 @@ impl Replica {
         let addr = addr_rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server logs its address");
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
-        let mut health = HealthClient::new(channel.clone());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = health
-                .check(HealthCheckRequest {
-                    service: "nasperf.v1.Predictor".to_owned(),
-                })
-                .await
-                .map(|r| r.into_inner().status);
-            if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let channel = common::connect_when_ready(&addr, Duration::from_secs(60)).await;
         Replica {
             child,
             channel,

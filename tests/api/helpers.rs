@@ -15,9 +15,6 @@ use nasperf::{
     train::{TrainConfig, TrainedModel, load_all_proxies, train_objective, write_model},
 };
 use tonic::transport::Channel;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -139,32 +136,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
     // Ready as Kubernetes would see it: the predictor reports SERVING once
-    // the initial model load has finished.
-    let mut health = HealthClient::new(channel.clone());
-    // Generous: a `--bench` start imports and trains before it is ready.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        let status = health
-            .check(HealthCheckRequest {
-                service: "nasperf.v1.Predictor".to_owned(),
-            })
-            .await
-            .map(|r| r.into_inner().status);
-        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the server never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // the initial model load has finished. Generous: a `--bench` start
+    // imports and trains before it is ready.
+    let channel = common::connect_when_ready(&addr.to_string(), Duration::from_secs(300)).await;
     TestApp {
         addr,
         models_dir,

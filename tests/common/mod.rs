@@ -199,3 +199,37 @@ pub fn networks(objective: &str) -> Vec<Network> {
         })
         .collect()
 }
+
+/// Connects to `addr` and waits, up to `timeout`, until the predictor
+/// reports SERVING on grpc.health.v1, as Kubernetes' readiness probe would.
+pub async fn connect_when_ready(
+    addr: &str,
+    timeout: std::time::Duration,
+) -> tonic::transport::Channel {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = HealthClient::new(channel.clone());
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "nasperf.v1.Predictor".to_owned(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return channel;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{addr} never became ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
