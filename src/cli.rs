@@ -71,6 +71,11 @@ pub struct RetrainOptions {
     #[arg(long, env = "NASPERF_RETRAIN_MIN_ROWS", default_value_t = 20)]
     pub retrain_min_rows: usize,
 
+    /// Fewer held-out rows than this: nothing is trained (the gate would
+    /// judge on noise). A fifth of the rows is held out.
+    #[arg(long, env = "NASPERF_RETRAIN_MIN_HELDOUT", default_value_t = 10)]
+    pub retrain_min_heldout: usize,
+
     /// Boosting rounds per retrained model.
     #[arg(long, env = "NASPERF_RETRAIN_ITERATIONS", default_value_t = 600)]
     pub retrain_iterations: u32,
@@ -191,6 +196,10 @@ pub struct ServeArgs {
     /// newer than its last training (0: never on a count).
     #[arg(long, env = "NASPERF_RETRAIN_AFTER", default_value_t = 100)]
     pub retrain_after: i64,
+
+    /// How often the count of new evaluations is checked.
+    #[arg(long, env = "NASPERF_RETRAIN_CHECK_EVERY", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub retrain_check_every: Duration,
 
     #[command(flatten)]
     pub retrain: RetrainOptions,

@@ -46,7 +46,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.schedule = Schedule {
         interval: (!args.retrain_interval.is_zero()).then_some(args.retrain_interval),
         after: (args.retrain_after > 0).then_some(args.retrain_after),
-        ..Schedule::default()
+        check_every: args
+            .retrain_check_every
+            .max(std::time::Duration::from_millis(10)),
     };
     config.model_poll_interval = args.model_poll_interval;
     config.reload_interval = args.reload_interval;

@@ -17,6 +17,7 @@ pub fn config(options: &RetrainOptions) -> RetrainConfig {
             ..TrainConfig::default()
         },
         min_training_rows: options.retrain_min_rows,
+        min_heldout_rows: options.retrain_min_heldout.max(1),
         tolerance: options.retrain_tolerance,
         jobs: options.retrain_jobs.max(1),
         ..RetrainConfig::default()
