@@ -1,5 +1,6 @@
 """A distributed multi-objective NAS search that screens candidates with
-nasperf: maximise CIFAR-10 validation accuracy, minimise edge-GPU latency,
+nasperf: maximise CIFAR-10 validation accuracy, minimise edge-GPU latency
+(and, with --robustness, maximise accuracy under PGD attack, eps 1/255),
 over the 9,445 NAS-Bench-201 networks of the benchmark tables.
 
     python search.py --server 127.0.0.1:50051 --bench ../../../../shared/benchdata \\
@@ -8,8 +9,8 @@ over the 9,445 NAS-Bench-201 networks of the benchmark tables.
 Each generation, NSGA-II-style crossover and mutation propose offspring of
 the current population. `screened` asks nasperf's ParetoRank for many of
 them and "trains" only the few whose predicted values add the most
-hypervolume to the true front found so far; `nsga2` trains the offspring it would
-have proposed anyway; `random` trains random networks. Training is
+hypervolume to the true front found so far; `nsga2` trains the offspring it
+would have proposed anyway; `random` trains random networks. Training is
 simulated the usual way for tabular benchmarks: the true values are looked
 up in the tables, and only then reported to nasperf with `record`, so the
 service's models learn only from what the search paid for (the server must
@@ -17,9 +18,19 @@ start with no true values of these objectives: a fresh store, no --bench).
 `--workers K` processes share the server: each screens and trains its part
 of every generation.
 
-Prints one JSON line per generation: evaluations spent and the hypervolume
-of the true Pareto front found so far. A study that already holds
-evaluations is resumed: they count toward the budget.
+`--proxies` also sends the 13 zero-cost proxies of every screened and
+trained network (looked up in the tables; computing them costs about 7 s
+of GPU time per network, which the output counts).
+
+Simulated training is instant, while real training takes hours, in which
+the service retrains on what was reported. With `--wait-for-retraining`
+(what a real search gets for free) a generation waits until the service
+has made a retraining attempt after its evaluations arrived.
+
+Prints one JSON line per generation: evaluations spent, the hypervolume
+of the true Pareto front found so far, and the proxy GPU time spent. A
+study that already holds evaluations is resumed: they count toward the
+budget.
 """
 
 from __future__ import annotations
@@ -32,28 +43,82 @@ import pathlib
 import random
 import sys
 import time
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 ACC = "cifar10/val_acc_200ep"
 LAT = "cifar10/edgegpu_latency"
-#: A reference point worse than every network in the tables:
-#: (accuracy, latency).
-REFERENCE = (0.0, 40.0)
+PGD = "cifar10/pgd_eps1"
+#: GPU seconds to compute all 13 zero-cost proxies of one NB201 network.
+PROXY_GPU_SECONDS = 7.0
+PROXY_COLUMNS = ["epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm",
+                 "nwot", "params", "plain", "snip", "synflow", "zen"]
 
 
-def load_tables(bench: pathlib.Path) -> dict[str, tuple[float, float]]:
-    """NB201 arch string -> (validation accuracy, edge-GPU latency)."""
-    acc, arch = {}, {}
+@dataclass(frozen=True)
+class Goal:
+    objective: str
+    direction: str  # "max" or "min"
+    #: a value worse than every network in the tables (hypervolume reference)
+    reference: float
+
+
+ACCURACY = Goal(ACC, "max", 0.0)
+LATENCY = Goal(LAT, "min", 40.0)
+ROBUSTNESS = Goal(PGD, "max", 0.0)
+
+
+def goals(robustness: bool) -> list[Goal]:
+    return [ACCURACY, LATENCY] + ([ROBUSTNESS] if robustness else [])
+
+
+# Kept for the two-objective callers: (accuracy, latency).
+REFERENCE = (ACCURACY.reference, LATENCY.reference)
+
+Point = tuple[float, ...]
+
+
+@dataclass
+class Tables:
+    """What simulated training looks up, per NB201 arch string."""
+
+    #: values in goal order
+    values: dict[str, Point]
+    #: CIFAR-10 test accuracy (%) after 200 epochs
+    test_accuracy: dict[str, float]
+    #: the 13 proxies on CIFAR-10
+    proxies: dict[str, dict[str, float]]
+
+
+def load_tables(bench: pathlib.Path, wanted: Sequence[Goal] = (ACCURACY, LATENCY)) -> Tables:
+    arch, acc = {}, {}
     with open(bench / "nb201-groundtruth" / "zccombine_nb201_cifar10_valid_nets.csv") as f:
         for row in csv.DictReader(f):
             acc[row["net"]] = float(row["val_accs"])
             arch[row["net"]] = row["net_str"]
-    out = {}
+    lat = {}
     with open(bench / "hw-nas-bench" / "zccombine_hw_cifar10.csv") as f:
         for row in csv.DictReader(f):
-            if row["net"] in acc:
-                out[arch[row["net"]]] = (acc[row["net"]], float(row["edgegpu_latency"]))
-    return out
+            lat[row["net"]] = float(row["edgegpu_latency"])
+    pgd = {}
+    if any(g.objective == PGD for g in wanted):
+        with open(bench / "nb201-robustness" / "zccombine_robustness_targets_cifar10.csv") as f:
+            for row in csv.DictReader(f):
+                pgd[row["net"]] = float(row["pgd@Linf_eps-1.0"])
+    test = {}
+    with open(bench / "nb201-groundtruth" / "robot_nb201_test_acc_200ep.csv") as f:
+        for row in csv.DictReader(f):
+            test[row["arch_str"]] = float(row["cifar10_test_acc"])
+    proxies = {}
+    with open(bench / "nas-bench-suite-zero" / "zccombine_nb201_cifar10_zc_proxies.csv") as f:
+        for row in csv.DictReader(f):
+            proxies[row["net_str"]] = {c: float(row[c]) for c in PROXY_COLUMNS}
+    by_goal = {ACC: acc, LAT: lat, PGD: pgd}
+    values = {}
+    for net, a in arch.items():
+        if all(net in by_goal[g.objective] for g in wanted):
+            values[a] = tuple(by_goal[g.objective][net] for g in wanted)
+    return Tables(values=values, test_accuracy=test, proxies=proxies)
 
 
 OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
@@ -80,31 +145,68 @@ def genome_encoding(arch: str) -> str:
     return "".join(str(i) for i in genome(arch))
 
 
-def hypervolume(points: list[tuple[float, float]]) -> float:
-    """Of (accuracy: max, latency: min) points, against REFERENCE."""
-    pts = sorted((-a, l) for a, l in points if a > REFERENCE[0] and l < REFERENCE[1])
-    area, ceiling = 0.0, REFERENCE[1]
-    for na, lat in pts:
-        if lat < ceiling:
-            area += (-REFERENCE[0] - na) * (ceiling - lat)
-            ceiling = lat
-    return area
-
-
-def nondominated(points: dict[str, tuple[float, float]]) -> list[str]:
+def _minimised(points: Sequence[Point], wanted: Sequence[Goal]) -> list[Point]:
+    """Points as losses below the reference (0 is the reference), dropping
+    those not strictly better than it in every objective."""
     out = []
-    for k, (a, l) in points.items():
-        if not any((a2 >= a and l2 <= l) and (a2 > a or l2 < l) for a2, l2 in points.values()):
-            out.append(k)
+    for p in points:
+        q = tuple((g.reference - v) if g.direction == "max" else (v - g.reference) for v, g in zip(p, wanted))
+        if all(x < 0 for x in q):
+            out.append(q)
     return out
 
 
-def select(population: dict[str, tuple[float, float]], size: int) -> list[str]:
-    """NSGA-II survival by true values: whole fronts, then by spread."""
+def _hv2(points: list[tuple[float, float]]) -> float:
+    """Area dominated by minimisation points against (0, 0)."""
+    area, ceiling = 0.0, 0.0
+    for x, y in sorted(points):
+        if y < ceiling:
+            area += -x * (ceiling - y)
+            ceiling = y
+    return area
+
+
+def hypervolume(points: Sequence[Point], wanted: Sequence[Goal] = (ACCURACY, LATENCY)) -> float:
+    """Exact hypervolume of points (in goal order) against the goals'
+    reference, for two or three objectives: in three, slabs between
+    consecutive third-objective values, each the area of the points at or
+    below it."""
+    pts = _minimised(points, wanted)
+    if len(wanted) == 2:
+        return _hv2([(p[0], p[1]) for p in pts])
+    if len(wanted) != 3:
+        raise ValueError("hypervolume for two or three objectives")
+    pts.sort(key=lambda p: p[2])
+    volume = 0.0
+    for i, p in enumerate(pts):
+        top = pts[i + 1][2] if i + 1 < len(pts) else 0.0
+        if top > p[2]:
+            volume += _hv2([(q[0], q[1]) for q in pts[: i + 1]]) * (top - p[2])
+    return volume
+
+
+def _dominates(a: Point, b: Point, wanted: Sequence[Goal]) -> bool:
+    better = False
+    for x, y, g in zip(a, b, wanted):
+        if g.direction == "min":
+            x, y = -x, -y
+        if x < y:
+            return False
+        better |= x > y
+    return better
+
+
+def nondominated(points: dict[str, Point], wanted: Sequence[Goal] = (ACCURACY, LATENCY)) -> list[str]:
+    return [k for k, p in points.items() if not any(_dominates(q, p, wanted) for q in points.values())]
+
+
+def select(population: dict[str, Point], size: int, wanted: Sequence[Goal]) -> list[str]:
+    """NSGA-II survival by true values: whole fronts, then a front spread
+    evenly along the first objective."""
     left = dict(population)
     chosen: list[str] = []
     while left and len(chosen) < size:
-        front = nondominated(left)
+        front = nondominated(left, wanted)
         if len(chosen) + len(front) > size:
             front.sort(key=lambda k: left[k][0], reverse=True)
             step = len(front) / (size - len(chosen))
@@ -129,52 +231,77 @@ def offspring(parents: list[str], n: int, valid: dict, seen: set, rng: random.Ra
     return out
 
 
-def pick_by_improvement(candidates, ranking, front, take, rng) -> list[str]:
+def pick_by_improvement(candidates, ranking, front, take, rng, wanted) -> list[str]:
     """Greedily the candidates whose predicted point adds the most
     hypervolume to the true front found so far, each pick joining the
     front before the next; ties (no improvement predicted) by predicted
     front and crowding."""
-    predicted = {k: (v[0], v[1]) for k, v in zip(candidates, ranking.values)}
+    predicted = {k: tuple(v) for k, v in zip(candidates, ranking.values)}
     order = {k: (ranking.fronts[i], -ranking.crowding[i], rng.random()) for i, k in enumerate(candidates)}
     current = list(front)
-    base = hypervolume(current)
+    base = hypervolume(current, wanted)
     chosen: list[str] = []
     left = list(candidates)
     while left and len(chosen) < take:
-        gains = {k: hypervolume(current + [predicted[k]]) - base for k in left}
+        gains = {k: hypervolume(current + [predicted[k]], wanted) - base for k in left}
         best = max(left, key=lambda k: (gains[k], tuple(-x for x in order[k])))
         chosen.append(best)
         left.remove(best)
         current.append(predicted[best])
-        base = hypervolume(current)
+        base = hypervolume(current, wanted)
     return chosen
 
 
-def work_share(args: tuple) -> tuple[list[tuple[str, float, float]], bool]:
-    """One worker's part of a generation: screen (maybe), train, report."""
-    server, study, method, candidates, take, table, worker, seed, front = args
+@dataclass
+class Share:
+    """One worker's part of a generation."""
+
+    server: str
+    study: str
+    method: str
+    candidates: list[str]
+    take: int
+    values: dict[str, Point]
+    proxies: Optional[dict[str, dict[str, float]]]
+    worker: str
+    seed: int
+    front: list[Point]
+    wanted: list[Goal]
+
+
+def work_share(share: Share) -> tuple[list[tuple[str, Point]], bool]:
+    """Screen (maybe), train, report."""
     from nasperf_client import Client, Evaluation, NasperfError
 
-    rng = random.Random(seed)
-    with Client(server) as client:
-        chosen = candidates[:take]
+    rng = random.Random(share.seed)
+    wanted = share.wanted
+    with Client(share.server) as client:
+        chosen = share.candidates[: share.take]
         screened = False
-        if method == "screened" and len(candidates) > take:
+        if share.method == "screened" and len(share.candidates) > share.take:
             try:
-                ranking = client.pareto_rank(candidates, {ACC: "max", LAT: "min"}, study=study)
-                chosen = pick_by_improvement(candidates, ranking, front, take, rng)
+                ranking = client.pareto_rank(
+                    share.candidates,
+                    [(g.objective, g.direction) for g in wanted],
+                    proxies=[share.proxies[k] for k in share.candidates] if share.proxies else None,
+                    dataset="cifar10" if share.proxies else "",
+                    study=share.study,
+                )
+                chosen = pick_by_improvement(share.candidates, ranking, share.front, share.take, rng, wanted)
                 screened = True
             except NasperfError as e:
                 # No model yet (FAILED_PRECONDITION): train what was proposed.
                 if e.code.name != "FAILED_PRECONDITION":
                     raise
-        trained = [(k, *table[k]) for k in chosen]
+        trained = [(k, share.values[k]) for k in chosen]
         report = client.record(
             [
-                Evaluation(arch=k, objective=o, value=v, study=study, worker=worker,
-                           idempotency_key=f"{study}:{o}:{k}")
-                for k, acc, lat in trained
-                for o, v in ((ACC, acc), (LAT, lat))
+                Evaluation(arch=k, objective=g.objective, value=v, study=share.study, worker=share.worker,
+                           idempotency_key=f"{share.study}:{g.objective}:{k}",
+                           dataset="cifar10" if share.proxies else "",
+                           proxies=share.proxies[k] if share.proxies else {})
+                for k, point in trained
+                for g, v in zip(wanted, point)
             ]
         )
         if report.rejected:
@@ -182,14 +309,34 @@ def work_share(args: tuple) -> tuple[list[tuple[str, float, float]], bool]:
         return trained, screened
 
 
+def wait_for_retraining(client, study: str, objectives: Sequence[str], since_ms: int,
+                        timeout: float = 30.0) -> bool:
+    """Until the service has made a retraining attempt of every objective
+    of the study after `since_ms` (Unix ms). False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, attempts = client.list_models(study)
+        latest = {a.objective: a.updated_at_unix_ms for a in attempts if a.study == study}
+        if all(latest.get(o, 0) >= since_ms for o in objectives):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def search(server: str, bench: pathlib.Path, study: str, method: str, budget: int,
            workers: int, seed: int, per_generation: int = 10, screen_factor: int = 20,
-           population: int = 20, log=sys.stdout, generation_seconds: float = 0.0) -> list[dict]:
+           population: int = 20, log=sys.stdout, *, robustness: bool = False,
+           proxies: bool = False, wait: bool = False,
+           tables: Optional[Tables] = None) -> list[dict]:
     from nasperf_client import Client
 
-    table = load_tables(bench)
+    wanted = goals(robustness)
+    tables = tables or load_tables(bench, wanted)
+    table = tables.values
     rng = random.Random(seed)
-    evaluated: dict[str, tuple[float, float]] = {}
+    evaluated: dict[str, Point] = {}
+    # Networks whose proxies were computed (paid for once each).
+    proxied: set[str] = set()
     with Client(server) as client:
         client.create_study(study, f"{method} search, seed {seed}")
         # Resume: what the study already trained counts toward the budget
@@ -199,56 +346,70 @@ def search(server: str, bench: pathlib.Path, study: str, method: str, budget: in
             known.setdefault(e.encoding, {})[e.objective] = e.value
         for k in table:
             measured = known.get(genome_encoding(k), {})
-            if ACC in measured and LAT in measured:
-                evaluated[k] = (measured[ACC], measured[LAT])
+            if all(g.objective in measured for g in wanted):
+                evaluated[k] = tuple(measured[g.objective] for g in wanted)
+    proxied |= set(evaluated) if proxies else set()
     history = []
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    waited_out = False
     try:
-        generation = 0
-        while len(evaluated) < budget:
-            take = min(per_generation, budget - len(evaluated))
-            if method == "random" or len(evaluated) < population:
-                pool_keys = [k for k in table if k not in evaluated]
+        with Client(server) as client:
+            generation = 0
+            while len(evaluated) < budget:
+                take = min(per_generation, budget - len(evaluated))
                 n = take * (screen_factor if method == "screened" else 1)
-                candidates = rng.sample(pool_keys, min(n, len(pool_keys)))
-            else:
-                parents = select(evaluated, population)
-                n = take * (screen_factor if method == "screened" else 1)
-                candidates = offspring(parents, n, table, set(evaluated), rng)
-            if not candidates:
-                break
-            generation_started = time.monotonic()
-            # Split the generation across the workers.
-            shares = []
-            for w in range(workers):
-                part = candidates[w::workers]
-                quota = take // workers + (1 if w < take % workers else 0)
-                if part and quota:
-                    shares.append((server, study, method, part, quota,
-                                   {k: table[k] for k in part}, f"w{w}", rng.randrange(1 << 30),
-                                   [evaluated[k] for k in nondominated(evaluated)]))
-            results = pool.map(work_share, shares) if pool else [work_share(s) for s in shares]
-            screened = 0
-            for trained, used_ranking in results:
-                screened += used_ranking
-                for k, acc, lat in trained:
-                    evaluated[k] = (acc, lat)
-            generation += 1
-            point = {"method": method, "seed": seed, "generation": generation,
-                     "evaluations": len(evaluated),
-                     "shares_screened": screened,
-                     "hypervolume": hypervolume(list(evaluated.values()))}
-            history.append(point)
-            print(json.dumps(point), file=log, flush=True)
-            # Simulated training is instant; real training gives the service
-            # time to retrain before the next generation is screened.
-            rest = generation_seconds - (time.monotonic() - generation_started)
-            if rest > 0:
-                time.sleep(rest)
+                if method == "random" or len(evaluated) < population:
+                    pool_keys = [k for k in table if k not in evaluated]
+                    candidates = rng.sample(pool_keys, min(n, len(pool_keys)))
+                else:
+                    parents = select(evaluated, population, wanted)
+                    candidates = offspring(parents, n, table, set(evaluated), rng)
+                if not candidates:
+                    break
+                front = [evaluated[k] for k in nondominated(evaluated, wanted)]
+                # An attempt that starts after this sees the generation's
+                # evaluations (taken before any is sent: an attempt may
+                # start before the last worker returns).
+                started_ms = int(time.time() * 1000)
+                shares = []
+                for w in range(workers):
+                    part = candidates[w::workers]
+                    quota = take // workers + (1 if w < take % workers else 0)
+                    if part and quota:
+                        shares.append(Share(
+                            server, study, method, part, quota, {k: table[k] for k in part},
+                            {k: tables.proxies[k] for k in part} if proxies else None,
+                            f"w{w}", rng.randrange(1 << 30), front, wanted))
+                results = pool.map(work_share, shares) if pool else [work_share(s) for s in shares]
+                screened = 0
+                for share, (trained, used_ranking) in zip(shares, results):
+                    screened += used_ranking
+                    if proxies:
+                        # Screening computed every candidate's proxies; without
+                        # a model only the trained ones.
+                        proxied.update(share.candidates if used_ranking else [k for k, _ in trained])
+                    for k, point in trained:
+                        evaluated[k] = point
+                generation += 1
+                point = {"method": method, "seed": seed, "generation": generation,
+                         "evaluations": len(evaluated),
+                         "shares_screened": screened,
+                         "hypervolume": hypervolume(list(evaluated.values()), wanted),
+                         "proxy_gpu_hours": len(proxied) * PROXY_GPU_SECONDS / 3600}
+                history.append(point)
+                print(json.dumps(point), file=log, flush=True)
+                if wait and not waited_out and len(evaluated) < budget:
+                    if not wait_for_retraining(client, study, [g.objective for g in wanted], started_ms):
+                        print("the service made no retraining attempt in 30 s (is --retrain-after set?); "
+                              "not waiting any more", file=sys.stderr)
+                        waited_out = True
     finally:
         if pool:
             pool.close()
             pool.join()
+    if history:
+        # The true front among what was trained, for reports.
+        history[-1]["front"] = nondominated(evaluated, wanted)
     return history
 
 
@@ -261,11 +422,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--budget", type=int, default=200)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--generation-seconds", type=float, default=0.0,
-                   help="wall time each generation takes at least (simulated training)")
+    p.add_argument("--robustness", action="store_true",
+                   help=f"a third objective: maximise {PGD}")
+    p.add_argument("--proxies", action="store_true",
+                   help="send zero-cost proxies with every screened and trained network")
+    p.add_argument("--wait-for-retraining", action="store_true",
+                   help="each generation waits for the service's retraining attempt")
     a = p.parse_args(argv)
     search(a.server, a.bench, a.study, a.method, a.budget, a.workers, a.seed,
-           generation_seconds=a.generation_seconds)
+           robustness=a.robustness, proxies=a.proxies, wait=a.wait_for_retraining)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ def learning_server(tmp_path):
     target = f"127.0.0.1:{port}"
     process = subprocess.Popen(
         [_binary(), "serve", "--listen", target, "--database-url", url,
-         "--retrain-after", "20", "--retrain-interval", "0s", "--retrain-iterations", "150"],
+         "--retrain-after", "20", "--retrain-interval", "0s", "--retrain-iterations", "150",
+         "--retrain-check-every", "200ms"],
         stderr=open(tmp_path / "server.log", "a"),
         env={k: v for k, v in os.environ.items() if k != "NASPERF_SERVE_BENCH"},
     )

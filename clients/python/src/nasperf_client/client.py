@@ -18,6 +18,8 @@ from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
 import grpc
 
 from ._pb.nasperf.v1 import (
+    models_pb2,
+    models_pb2_grpc,
     predictor_pb2,
     predictor_pb2_grpc,
     store_pb2,
@@ -122,6 +124,49 @@ class ObjectiveInfo:
     load_error: str
 
 
+@dataclass(frozen=True)
+class ModelVersion:
+    """One trained version of a study's model of an objective."""
+
+    study: str
+    objective: str
+    version: str
+    #: "candidate", "active", "pinned" or "retired"
+    status: str
+    training_rows: int
+    heldout_rows: int
+    heldout_kendall_tau: float
+    #: the version serving at training time, on the same held-out rows
+    baseline_kendall_tau: Optional[float]
+    #: why it was or was not promoted
+    decision: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class TrainingAttempt:
+    """The last retraining attempt of a study and objective."""
+
+    study: str
+    objective: str
+    #: "promoted", "candidate", "too_little_data", "unchanged" or "failed"
+    outcome: str
+    message: str
+    updated_at_unix_ms: int
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    study: str
+    objective: str
+    outcome: str
+    version: str
+    kendall_tau: Optional[float]
+    baseline_kendall_tau: Optional[float]
+    message: str
+    seconds: float
+
+
 def _candidates(
     archs: Sequence[str],
     proxies: Optional[Sequence[Optional[ProxyMap]]],
@@ -155,6 +200,7 @@ class Client:
         self._timeout = timeout
         self._predictor = predictor_pb2_grpc.PredictorStub(self._channel)
         self._store = store_pb2_grpc.StoreStub(self._channel)
+        self._models = models_pb2_grpc.ModelsStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -360,6 +406,74 @@ class Client:
             token = r.next_page_token
             if not token:
                 return out
+
+
+    # --- models ---
+
+    def list_models(
+        self, study: str = "", objective: str = ""
+    ) -> tuple[list[ModelVersion], list[TrainingAttempt]]:
+        """Every model version (newest first per study and objective) and
+        the last retraining attempt of each study and objective."""
+        try:
+            r = self._models.ListModels(
+                models_pb2.ListModelsRequest(study=study, objective=objective),
+                timeout=self._timeout,
+            )
+        except grpc.RpcError as e:
+            raise _wrap("ListModels", e) from None
+        versions = [
+            ModelVersion(
+                study=m.study,
+                objective=m.objective,
+                version=m.version,
+                status=m.status,
+                training_rows=m.training_rows,
+                heldout_rows=m.heldout_rows,
+                heldout_kendall_tau=m.heldout_kendall_tau,
+                baseline_kendall_tau=m.baseline_kendall_tau if m.HasField("baseline_kendall_tau") else None,
+                decision=m.decision,
+                created_at=m.created_at,
+            )
+            for m in r.models
+        ]
+        attempts = [
+            TrainingAttempt(
+                study=a.study,
+                objective=a.objective,
+                outcome=a.outcome,
+                message=a.message,
+                updated_at_unix_ms=a.updated_at_unix_ms,
+            )
+            for a in r.last_attempts
+        ]
+        return versions, attempts
+
+    def retrain(
+        self, study: str = "", objectives: Sequence[str] = (), *, force: bool = False
+    ) -> list[RetrainResult]:
+        """Retrains now, through the quality gate, and waits for it (an
+        admin call; the server also retrains on its own schedule)."""
+        try:
+            r = self._models.Retrain(
+                models_pb2.RetrainRequest(study=study, objectives=list(objectives), force=force),
+                timeout=max(self._timeout, 120.0),
+            )
+        except grpc.RpcError as e:
+            raise _wrap("Retrain", e) from None
+        return [
+            RetrainResult(
+                study=x.study,
+                objective=x.objective,
+                outcome=x.outcome,
+                version=x.version,
+                kendall_tau=x.kendall_tau if x.HasField("kendall_tau") else None,
+                baseline_kendall_tau=x.baseline_kendall_tau if x.HasField("baseline_kendall_tau") else None,
+                message=x.message,
+                seconds=x.seconds,
+            )
+            for x in r.results
+        ]
 
 
 def _status_name(code: int) -> str:
