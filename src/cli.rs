@@ -214,6 +214,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NASPERF_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (off unless given).
+    #[arg(long, env = "NASPERF_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// How often the model directory is checked for new versions.
     #[arg(long, env = "NASPERF_RELOAD_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub reload_interval: Duration,

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod dataset;
 pub mod features;
+pub mod metrics;
 pub mod model;
 pub mod objectives;
 pub mod pareto;

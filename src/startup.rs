@@ -36,6 +36,8 @@ pub const STORE_HEALTH_NAME: &str = "nasperf.v1.Store";
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// Where Prometheus scrapes `/metrics`; `None`: no metrics port.
+    pub metrics_listen: Option<SocketAddr>,
     /// Serve this model directory (read-only, watched). `None`: serve the
     /// versions in the store, retrained by the server.
     pub models_dir: Option<PathBuf>,
@@ -81,6 +83,7 @@ impl ServeConfig {
     pub fn store_backed(listen: SocketAddr) -> Self {
         Self {
             listen,
+            metrics_listen: None,
             models_dir: None,
             bench: None,
             retrain: RetrainConfig::default(),
@@ -102,6 +105,7 @@ impl ServeConfig {
 /// A bound, not yet running server.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     config: ServeConfig,
     registry: Arc<Registry>,
     health: HealthReporter,
@@ -116,6 +120,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(crate::metrics::bind(addr).await?),
+            None => None,
+        };
         let registry = Arc::new(match &config.models_dir {
             Some(dir) => Registry::new(dir, SearchSpaces::builtin()),
             None => Registry::for_store(SearchSpaces::builtin()),
@@ -126,6 +134,7 @@ impl Application {
         );
         Ok(Self {
             listener,
+            metrics_listener,
             config,
             registry,
             health,
@@ -137,6 +146,13 @@ impl Application {
         self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops
     /// accepting, and waits up to the grace period for in-flight calls.
     pub async fn run_until_stopped(
@@ -145,6 +161,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Self {
             listener,
+            metrics_listener,
             config,
             registry,
             health,
@@ -193,6 +210,15 @@ impl Application {
         // imported) stops the server with that error.
         let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
         let loader = spawn_model_loading(&config, &registry, &store, &health, &stop_rx, fatal_tx);
+        let metrics_server = metrics_listener.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                Arc::clone(&registry),
+                store.clone(),
+                stop_rx.clone(),
+            ))
+        });
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown_health = health.clone();
         let (fatal_seen_tx, mut fatal_seen_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
@@ -227,9 +253,13 @@ impl Application {
         let server = Server::builder()
             .timeout(config.request_timeout)
             .concurrency_limit_per_connection(config.concurrency_per_connection)
-            .layer(tower::ServiceBuilder::new().layer(
-                tower::limit::GlobalConcurrencyLimitLayer::new(config.max_concurrent_requests),
-            ))
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(crate::metrics::RpcMetricsLayer)
+                    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                        config.max_concurrent_requests,
+                    )),
+            )
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection)
@@ -254,7 +284,7 @@ impl Application {
                 }
             }
         }
-        for task in loader {
+        for task in loader.into_iter().chain(metrics_server) {
             task.abort();
         }
         connector.abort();

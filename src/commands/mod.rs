@@ -51,6 +51,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .max(std::time::Duration::from_millis(10)),
     };
     config.model_poll_interval = args.model_poll_interval;
+    config.metrics_listen = args.metrics_listen;
     config.reload_interval = args.reload_interval;
     config.limits = Limits {
         max_batch: args.max_batch,

@@ -265,6 +265,7 @@ async fn retrain_one(
         report.message = message;
     }
     report.seconds = started.elapsed().as_secs_f64();
+    crate::metrics::global().retraining(report.outcome.as_str());
     log(&report);
     report
 }

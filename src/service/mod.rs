@@ -105,6 +105,7 @@ impl PredictorService {
             .await
             .map_err(|e| error::internal("prediction task failed", &e))??
         };
+        crate::metrics::global().candidates_predicted(output.predictions.len());
         let measured = if study.is_empty() {
             None
         } else {

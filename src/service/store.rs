@@ -49,6 +49,7 @@ impl StoreService {
         }
         let rows: Vec<NewEvaluation> = batch.into_iter().map(NewEvaluation::from).collect();
         let outcomes = store.record(&rows).await?;
+        let before = (response.stored, response.already_stored, response.rejected);
         for (i, (row, outcome)) in rows.into_iter().zip(outcomes).enumerate() {
             let mut result = RecordResult {
                 index: first_index + i as u64,
@@ -77,6 +78,10 @@ impl StoreService {
             }
             response.results.push(result);
         }
+        let metrics = crate::metrics::global();
+        metrics.evaluations("stored", response.stored - before.0);
+        metrics.evaluations("already_stored", response.already_stored - before.1);
+        metrics.evaluations("rejected", response.rejected - before.2);
         Ok(())
     }
 }

@@ -77,6 +77,8 @@ fn train_fixture(iterations: u32, seed: u64) -> Vec<TrainedModel> {
 
 pub struct TestApp {
     addr: std::net::SocketAddr,
+    /// Where `/metrics` is served, when the test asked for it.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub models_dir: tempfile::TempDir,
     _data_dir: tempfile::TempDir,
     pub client: PredictorClient<Channel>,
@@ -132,6 +134,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     configure(&mut config);
     let app = Application::build(config).await.expect("build");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -142,6 +145,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     let channel = common::connect_when_ready(&addr.to_string(), Duration::from_secs(300)).await;
     TestApp {
         addr,
+        metrics_addr,
         models_dir,
         _data_dir: data_dir,
         client: PredictorClient::new(channel.clone()),

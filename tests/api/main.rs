@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 mod hot_reload;
 mod learning_loop;
+mod metrics;
 mod models;
 mod pareto;
 mod predict;
