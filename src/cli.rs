@@ -57,6 +57,12 @@ pub struct StoreArgs {
     /// Where the embedded SQLite store lives.
     #[arg(long, env = "NASPERF_DATA_DIR", default_value = "./nasperf-data")]
     pub data_dir: PathBuf,
+
+    /// Pooled PostgreSQL connections per process (a `serve` replica uses
+    /// up to this plus 2; keep replicas x that under the server's
+    /// max_connections).
+    #[arg(long, env = "NASPERF_DATABASE_MAX_CONNECTIONS", default_value_t = crate::store::DEFAULT_POSTGRES_CONNECTIONS)]
+    pub database_max_connections: u32,
 }
 
 /// How retraining trains and judges.

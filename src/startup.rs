@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Where Prometheus scrapes `/metrics`; `None`: no metrics port.
     pub metrics_listen: Option<SocketAddr>,
+    /// Pooled PostgreSQL connections.
+    pub database_max_connections: u32,
     /// Serve this model directory (read-only, watched). `None`: serve the
     /// versions in the store, retrained by the server.
     pub models_dir: Option<PathBuf>,
@@ -84,6 +86,7 @@ impl ServeConfig {
         Self {
             listen,
             metrics_listen: None,
+            database_max_connections: crate::store::DEFAULT_POSTGRES_CONNECTIONS,
             models_dir: None,
             bench: None,
             retrain: RetrainConfig::default(),
@@ -184,6 +187,7 @@ impl Application {
             store.clone(),
             config.database_url.clone(),
             config.data_dir.clone(),
+            config.database_max_connections,
             health.clone(),
         ));
         let store_service = crate::proto::v1::store_server::StoreServer::new(StoreService::new(
@@ -462,11 +466,18 @@ async fn connect_store(
     handle: StoreHandle,
     url: Option<DatabaseUrl>,
     data_dir: PathBuf,
+    postgres_connections: u32,
     health: HealthReporter,
 ) {
     let mut delay = Duration::from_millis(250);
     loop {
-        match Store::open(url.as_ref().map(|u| u.0.as_str()), &data_dir).await {
+        match Store::open_with_pool(
+            url.as_ref().map(|u| u.0.as_str()),
+            &data_dir,
+            postgres_connections,
+        )
+        .await
+        {
             Ok(store) => {
                 // The URL is never logged: only which backend serves.
                 tracing::info!(backend = ?store.backend(), "evaluation store ready");

@@ -62,6 +62,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.max_concurrent_requests = args.max_concurrent_requests;
     config.database_url = args.store.database_url.map(crate::store::DatabaseUrl);
     config.data_dir = args.store.data_dir;
+    config.database_max_connections = args.store.database_max_connections;
     config.shutdown_grace = args.shutdown_grace;
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown_signal()).await
@@ -69,7 +70,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn open_store(args: &crate::cli::StoreArgs) -> anyhow::Result<crate::store::Store> {
     use anyhow::Context;
-    crate::store::Store::open(args.database_url.as_deref(), &args.data_dir)
-        .await
-        .context("opening the evaluation store")
+    crate::store::Store::open_with_pool(
+        args.database_url.as_deref(),
+        &args.data_dir,
+        args.database_max_connections,
+    )
+    .await
+    .context("opening the evaluation store")
 }

@@ -28,6 +28,11 @@ use sqlx::{
 pub use self::record::{NewEvaluation, RecordOutcome, Rejection, RejectionKind};
 use crate::space::SearchSpaces;
 
+/// Pooled PostgreSQL connections per process unless told otherwise. Each
+/// `serve` replica also holds one for notifications and, while it
+/// retrains, one for the trainer lock.
+pub const DEFAULT_POSTGRES_CONNECTIONS: u32 = 16;
+
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -180,8 +185,18 @@ impl Store {
     /// is given, otherwise SQLite in `data_dir/nasperf.db`, created if
     /// missing. Applies pending migrations.
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with_pool(database_url, data_dir, DEFAULT_POSTGRES_CONNECTIONS).await
+    }
+
+    /// [`Store::open`] with at most `postgres_connections` pooled
+    /// connections to PostgreSQL (SQLite always uses one).
+    pub async fn open_with_pool(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        postgres_connections: u32,
+    ) -> Result<Store, StoreError> {
         match database_url {
-            Some(url) => Self::connect(url).await,
+            Some(url) => Self::connect_with_pool(url, postgres_connections).await,
             None => {
                 std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
                     path: data_dir.to_owned(),
@@ -195,6 +210,10 @@ impl Store {
 
     /// Connects to `url` (`postgres://` or `sqlite://`) and migrates.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Self::connect_with_pool(url, DEFAULT_POSTGRES_CONNECTIONS).await
+    }
+
+    async fn connect_with_pool(url: &str, postgres_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -207,7 +226,7 @@ impl Store {
         let options: AnyConnectOptions = url.parse()?;
         let pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
-            Backend::Postgres => pool_options.max_connections(16),
+            Backend::Postgres => pool_options.max_connections(postgres_connections.max(1)),
             // One writer at a time is what SQLite allows anyway; a single
             // connection also serialises our read-modify-write batches.
             Backend::Sqlite => pool_options.max_connections(1).after_connect(|conn, _| {

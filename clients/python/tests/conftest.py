@@ -19,7 +19,7 @@ def _binary() -> str:
     path = os.environ.get("NASPERF_BIN")
     if not path:
         target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
-        path = os.path.join(target, "debug", "nasperf")
+        path = os.path.join(target, "release", "nasperf")
     assert os.path.exists(path), f"build nasperf first (NASPERF_BIN={path})"
     return path
 
