@@ -4,6 +4,12 @@
 //! notification; the fallback poll is set to 30 s so it cannot be what
 //! delivers), no prediction fails during the swap, and a trainer killed
 //! with SIGKILL leaves the previous version serving and the lock free.
+//! And the rehearsal of a Kubernetes deployment: three replicas behind a
+//! client-side round-robin balancer, workers recording while predictions
+//! flow, one replica killed with SIGKILL mid-stream and another restarted
+//! as a rollout does it; every acknowledged evaluation is stored exactly
+//! once, the survivors serve the promoted retraining, and only the killed
+//! replica's in-flight calls failed (retried on another).
 
 mod common;
 
@@ -458,5 +464,309 @@ async fn a_trainer_killed_mid_training_leaves_the_previous_model_serving() {
     assert_eq!(wait_for_version(&b, &probe, Some(&v1)).await, v2);
     drop((a, b));
     let _ = admin.close().await;
+    db.drop().await;
+}
+
+/// Client-side round-robin over the replicas (what a gRPC client with the
+/// round_robin policy does over a headless Service), with the fleet's
+/// membership changed as Kubernetes endpoints change. Every call is
+/// retried on the next replica when one fails; failures are recorded with
+/// the replica that gave them.
+#[derive(Clone, Default)]
+struct Balancer {
+    members: Arc<Mutex<Vec<(String, Channel)>>>,
+    next: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<CallFailure>>>,
+}
+
+/// A call that failed: on which replica, which call, its status, when.
+type CallFailure = (String, &'static str, String, std::time::Instant);
+
+impl Balancer {
+    fn add(&self, name: &str, channel: Channel) {
+        self.members
+            .lock()
+            .expect("members")
+            .push((name.to_owned(), channel));
+    }
+
+    fn remove(&self, name: &str) {
+        self.members
+            .lock()
+            .expect("members")
+            .retain(|(n, _)| n != name);
+    }
+
+    fn pick(&self) -> (String, Channel) {
+        let members = self.members.lock().expect("members");
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % members.len();
+        members[i].clone()
+    }
+
+    fn failed(&self, replica: String, call: &'static str, status: &tonic::Status) {
+        self.failures.lock().expect("failures").push((
+            replica,
+            call,
+            format!("{:?}: {}", status.code(), status.message()),
+            std::time::Instant::now(),
+        ));
+    }
+
+    async fn predict(&self, request: PredictRequest) -> String {
+        for _ in 0..20 {
+            let (name, channel) = self.pick();
+            match PredictorClient::new(channel).predict(request.clone()).await {
+                Ok(r) => return r.into_inner().objectives[0].model_version.clone(),
+                Err(e) => self.failed(name, "predict", &e),
+            }
+        }
+        panic!("no replica answered a prediction in 20 attempts");
+    }
+
+    /// Records one message, again on the next replica until one
+    /// acknowledges it; returns the idempotency keys acknowledged.
+    async fn record(&self, request: RecordEvaluationsRequest) -> Vec<String> {
+        for _ in 0..50 {
+            let (name, channel) = self.pick();
+            match StoreClient::new(channel)
+                .record_evaluation_batch(request.clone())
+                .await
+            {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    assert_eq!(r.rejected, 0, "{r:?}");
+                    return r.results.into_iter().map(|x| x.idempotency_key).collect();
+                }
+                Err(e) => {
+                    self.failed(name, "record", &e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        panic!("no replica acknowledged a batch in 50 attempts");
+    }
+}
+
+/// SIGTERM, as Kubernetes sends it, and the exit status.
+fn terminate(replica: &mut Replica) -> std::process::ExitStatus {
+    let pid = replica.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    replica.child.wait().expect("exit")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_survive_a_sigkill_and_a_restart_while_workers_record_and_predictions_flow()
+{
+    use sqlx::Connection;
+    let nets = tokio::task::spawn_blocking(|| networks(OBJECTIVE))
+        .await
+        .expect("tables");
+    let db = TestDatabase::create().await;
+    let args = [
+        "--retrain-after",
+        "1000",
+        "--retrain-interval",
+        "0s",
+        "--retrain-iterations",
+        "150",
+        "--retrain-tolerance",
+        "1",
+        "--retrain-check-every",
+        "200ms",
+        "--shutdown-grace",
+        "10s",
+    ];
+    let mut a = Replica::start(&db.url, &args).await;
+    let b = Replica::start(&db.url, &args).await;
+    let mut c = Replica::start(&db.url, &args).await;
+    let fleet = Balancer::default();
+    for (name, r) in [("a", &a), ("b", &b), ("c", &c)] {
+        fleet.add(name, r.channel.clone());
+    }
+    StoreClient::new(b.channel.clone())
+        .create_study(CreateStudyRequest {
+            name: STUDY.to_owned(),
+            description: String::new(),
+        })
+        .await
+        .expect("study");
+
+    // A first model, from 300 evaluations and an explicit retraining.
+    stream_evaluations(
+        b.channel.clone(),
+        nets[2_400..2_700].to_vec(),
+        "seed".to_owned(),
+    )
+    .await;
+    let first = ModelsClient::new(b.channel.clone())
+        .retrain(RetrainRequest {
+            study: STUDY.to_owned(),
+            objectives: vec![OBJECTIVE.to_owned()],
+            force: false,
+        })
+        .await
+        .expect("first retraining")
+        .into_inner();
+    assert_eq!(first.results[0].outcome, "promoted", "{first:?}");
+    let v1 = first.results[0].version.clone();
+    let probe = nets[9_000].clone();
+    for r in [&a, &b, &c] {
+        assert_eq!(wait_for_version(r, &probe, None).await, v1);
+    }
+
+    // Predictions flow through the balancer the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let predictions = {
+        let (fleet, stop, probe) = (fleet.clone(), Arc::clone(&stop), probe.clone());
+        tokio::spawn(async move {
+            let mut answered = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                fleet.predict(predict_request(&probe)).await;
+                answered += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answered
+        })
+    };
+    // 2,400 evaluations from three workers, 20 per message; some messages
+    // are sent twice, as a worker that lost an acknowledgement would.
+    let progress = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..3)
+        .map(|w| {
+            let (fleet, progress) = (fleet.clone(), Arc::clone(&progress));
+            let share: Vec<Network> = nets[w * 800..(w + 1) * 800].to_vec();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for (i, chunk) in share.chunks(20).enumerate() {
+                    let request = RecordEvaluationsRequest {
+                        evaluations: chunk
+                            .iter()
+                            .map(|n| evaluation(n, &format!("w{w}")))
+                            .collect(),
+                    };
+                    acknowledged.extend(fleet.record(request.clone()).await);
+                    if i % 7 == 3 {
+                        acknowledged.extend(fleet.record(request).await);
+                    }
+                    progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                acknowledged
+            })
+        })
+        .collect();
+
+    let wait_progress = |n: u64| {
+        let progress = Arc::clone(&progress);
+        async move {
+            while progress.load(Ordering::Relaxed) < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // Mid-stream: a replica dies (SIGKILL: no drain, calls in flight fail).
+    wait_progress(600).await;
+    let killed_at = std::time::Instant::now();
+    a.child.kill().expect("SIGKILL");
+    a.child.wait().expect("reaped");
+    // The endpoints controller notices a while later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fleet.remove("a");
+
+    // Later: another is restarted the way a rollout does it: out of the
+    // endpoints first, then SIGTERM, drain, a new pod, back in.
+    wait_progress(1_300).await;
+    fleet.remove("c");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = terminate(&mut c);
+    assert!(
+        status.success(),
+        "a drained replica exits cleanly: {status:?}"
+    );
+    let c2 = Replica::start(&db.url, &args).await;
+    fleet.add("c2", c2.channel.clone());
+
+    let mut acknowledged = Vec::new();
+    for w in workers {
+        acknowledged.extend(w.await.expect("worker"));
+    }
+    // 2,400 more evaluations: a retraining is due and promoted.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut versions;
+    loop {
+        versions = (
+            wait_for_version(&b, &probe, Some("")).await,
+            wait_for_version(&c2, &probe, Some("")).await,
+        );
+        let listed = ModelsClient::new(b.channel.clone())
+            .list_models(ListModelsRequest {
+                study: STUDY.to_owned(),
+                objective: OBJECTIVE.to_owned(),
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        let serving: Vec<&str> = listed
+            .models
+            .iter()
+            .filter(|m| m.status == "active")
+            .map(|m| m.version.as_str())
+            .collect();
+        // Retrained on the workers' evaluations, not only the first 300.
+        let retrained = serving.len() == 1
+            && serving[0] != v1
+            && listed
+                .models
+                .iter()
+                .any(|m| m.version == serving[0] && m.training_rows > 1_000);
+        if retrained && versions.0 == serving[0] && versions.1 == serving[0] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "survivors serve {versions:?}, the store says {serving:?} (first {v1})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let answered = predictions.await.expect("predictions");
+    assert!(answered > 100, "{answered} predictions");
+
+    // Every acknowledged evaluation stored exactly once.
+    let mut unique = acknowledged.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 2_400, "every worker evaluation acknowledged");
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("db");
+    let (rows, keys): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT idempotency_key) FROM evaluations")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+    assert_eq!(
+        (rows, keys),
+        (2_700, 2_700),
+        "the first 300 and the workers' 2,400"
+    );
+    let _ = conn.close().await;
+
+    // No call failed except on the killed replica, and only from its death.
+    let failures = fleet.failures.lock().expect("failures").clone();
+    println!(
+        "{answered} predictions; {} calls failed, on the killed replica, and were retried on another",
+        failures.len()
+    );
+    for (replica, call, status, at) in &failures {
+        assert_eq!(replica, "a", "{call} failed on {replica}: {status}");
+        assert!(
+            *at >= killed_at,
+            "{call} failed on a before it was killed: {status}"
+        );
+    }
+    drop((a, b, c, c2));
     db.drop().await;
 }
