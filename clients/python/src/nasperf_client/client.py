@@ -185,8 +185,16 @@ def _candidates(
 
 
 class Client:
-    """A connection to one nasperf server (or a load-balanced address,
-    e.g. ``dns:///nasperf-headless:50051`` with round-robin)."""
+    """A connection to one nasperf server, or to several.
+
+    gRPC keeps one long-lived HTTP/2 connection, so behind a plain
+    Kubernetes Service every call of a worker goes to the same pod. With
+    ``round_robin=True`` and a target that resolves to every replica --
+    ``dns:///nasperf.nasperf.svc.cluster.local:50051`` for the headless
+    Service in ``deploy/``, or ``ipv4:10.0.0.1:50051,10.0.0.2:50051`` --
+    the channel connects to all of them and spreads calls over the ready
+    ones; a replica that goes away is dropped and DNS changes are followed.
+    """
 
     def __init__(
         self,
@@ -195,8 +203,19 @@ class Client:
         timeout: float = 30.0,
         channel: Optional[grpc.Channel] = None,
         options: Sequence[tuple[str, object]] = (),
+        round_robin: bool = False,
     ):
-        self._channel = channel or grpc.insecure_channel(target, options=list(options))
+        opts = list(options)
+        if round_robin:
+            opts.append(("grpc.lb_policy_name", "round_robin"))
+        scheme, _, addresses = target.partition(":")
+        if scheme in ("ipv4", "ipv6") and "," in addresses and not any(
+            k == "grpc.default_authority" for k, _ in opts
+        ):
+            # gRPC would send the whole list as :authority, which is not a
+            # valid authority; the server resets every stream.
+            opts.append(("grpc.default_authority", addresses.split(",")[0]))
+        self._channel = channel or grpc.insecure_channel(target, options=opts)
         self._timeout = timeout
         self._predictor = predictor_pb2_grpc.PredictorStub(self._channel)
         self._store = store_pb2_grpc.StoreStub(self._channel)
