@@ -220,6 +220,20 @@ pub struct ServeArgs {
     #[arg(long, env = "NASPERF_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// Bearer tokens, one `ROLE TOKEN` per line (roles: predict, record,
+    /// admin); re-read when the file changes.
+    #[arg(long, env = "NASPERF_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// Bearer tokens as `ROLE:TOKEN,ROLE:TOKEN` (never logged).
+    #[arg(long, env = "NASPERF_TOKENS", hide_env_values = true)]
+    pub tokens: Option<String>,
+
+    /// Listen on a non-loopback address without tokens (anyone who can
+    /// reach the port may record evaluations and retrain models).
+    #[arg(long, env = "NASPERF_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+
     /// Serve Prometheus metrics at `http://ADDR/metrics` (off unless given).
     #[arg(long, env = "NASPERF_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -289,6 +303,10 @@ pub struct PredictArgs {
     /// The server, e.g. `http://127.0.0.1:50051`.
     #[arg(long, env = "NASPERF_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+
+    /// A bearer token with the predict role, when the server requires one.
+    #[arg(long, env = "NASPERF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 
     /// An architecture encoding (repeatable).
     #[arg(long = "arch", required = true)]

@@ -6,6 +6,7 @@
 //! [`model`] evaluates a saved model; [`registry`] loads, validates and
 //! hot-swaps models; [`service`] is the gRPC API; [`startup`] wires a server.
 
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod commands;

@@ -30,7 +30,6 @@ use prometheus_client::{
     },
     registry::Registry as MetricsRegistry,
 };
-use prost::Message;
 use tokio::{net::TcpListener, sync::watch};
 use tonic::codegen::http;
 
@@ -168,7 +167,7 @@ impl Metrics {
             model_training_rows,
             models_load_errors,
             store_up,
-            known_methods: api_methods(),
+            known_methods: crate::proto::api_methods(),
         }
     }
 
@@ -261,34 +260,6 @@ impl Metrics {
 pub fn global() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
     &METRICS
-}
-
-/// Every `/package.Service/Method` of the API, health and reflection,
-/// from the compiled descriptors.
-fn api_methods() -> HashSet<String> {
-    let mut out = HashSet::new();
-    for bytes in [
-        crate::proto::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-    ] {
-        let Ok(set) = prost_types::FileDescriptorSet::decode(bytes) else {
-            continue;
-        };
-        for file in set.file {
-            let package = file.package.unwrap_or_default();
-            for service in file.service {
-                let service_name = service.name.unwrap_or_default();
-                for method in service.method {
-                    out.insert(format!(
-                        "/{package}.{service_name}/{}",
-                        method.name.unwrap_or_default()
-                    ));
-                }
-            }
-        }
-    }
-    out.insert("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_owned());
-    out
 }
 
 /// The name of a gRPC status code, for the `code` label.
@@ -442,7 +413,7 @@ mod tests {
 
     #[test]
     fn every_rpc_of_the_api_is_a_known_method_and_nothing_else_is() {
-        let methods = api_methods();
+        let methods = crate::proto::api_methods();
         for m in [
             "/nasperf.v1.Predictor/Predict",
             "/nasperf.v1.Predictor/ParetoRank",

@@ -40,6 +40,10 @@ pub struct ServeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Pooled PostgreSQL connections.
     pub database_max_connections: u32,
+    /// Where bearer tokens come from; none configured: no authentication
+    /// (allowed on loopback, or with `allow_unauthenticated`).
+    pub tokens: crate::auth::TokenSources,
+    pub allow_unauthenticated: bool,
     /// Serve this model directory (read-only, watched). `None`: serve the
     /// versions in the store, retrained by the server.
     pub models_dir: Option<PathBuf>,
@@ -87,6 +91,8 @@ impl ServeConfig {
             listen,
             metrics_listen: None,
             database_max_connections: crate::store::DEFAULT_POSTGRES_CONNECTIONS,
+            tokens: crate::auth::TokenSources::default(),
+            allow_unauthenticated: false,
             models_dir: None,
             bench: None,
             retrain: RetrainConfig::default(),
@@ -107,6 +113,7 @@ impl ServeConfig {
 
 /// A bound, not yet running server.
 pub struct Application {
+    auth: crate::auth::Authenticator,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     config: ServeConfig,
@@ -120,6 +127,7 @@ impl Application {
     /// Binds the listener (port 0 picks a free port) and prepares the
     /// registry; models load when the server runs.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let auth = authenticator(&config)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -136,6 +144,7 @@ impl Application {
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
         );
         Ok(Self {
+            auth,
             listener,
             metrics_listener,
             config,
@@ -163,6 +172,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Self {
+            auth,
             listener,
             metrics_listener,
             config,
@@ -214,6 +224,11 @@ impl Application {
         // imported) stops the server with that error.
         let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
         let loader = spawn_model_loading(&config, &registry, &store, &health, &stop_rx, fatal_tx);
+        let token_watch = tokio::spawn(auth.clone().watch(
+            config.tokens.clone(),
+            Duration::from_secs(2),
+            stop_rx.clone(),
+        ));
         let metrics_server = metrics_listener.map(|listener| {
             tracing::info!(addr = ?listener.local_addr().ok(), "metrics at /metrics");
             tokio::spawn(crate::metrics::serve(
@@ -260,6 +275,7 @@ impl Application {
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(crate::metrics::RpcMetricsLayer)
+                    .layer(crate::auth::AuthLayer::new(auth.clone()))
                     .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
                         config.max_concurrent_requests,
                     )),
@@ -288,7 +304,11 @@ impl Application {
                 }
             }
         }
-        for task in loader.into_iter().chain(metrics_server) {
+        for task in loader
+            .into_iter()
+            .chain(metrics_server)
+            .chain(std::iter::once(token_watch))
+        {
             task.abort();
         }
         connector.abort();
@@ -298,6 +318,34 @@ impl Application {
         tracing::info!("nasperf stopped");
         Ok(())
     }
+}
+
+/// The tokens in force, or none; refuses to serve a non-loopback address
+/// unauthenticated unless told to.
+fn authenticator(config: &ServeConfig) -> anyhow::Result<crate::auth::Authenticator> {
+    if config.tokens.is_configured() {
+        let tokens = config.tokens.load().context("loading tokens")?;
+        if tokens.is_empty() {
+            anyhow::bail!("the token sources hold no token; every call would be refused");
+        }
+        tracing::info!(tokens = tokens.len(), "bearer tokens required");
+        return Ok(crate::auth::Authenticator::with_tokens(tokens));
+    }
+    if !config.listen.ip().is_loopback() {
+        if !config.allow_unauthenticated {
+            anyhow::bail!(
+                "refusing to listen on {} without tokens: anyone who reaches it could record \
+                 evaluations and retrain models. Give --tokens-file (or NASPERF_TOKENS), or \
+                 --allow-unauthenticated",
+                config.listen
+            );
+        }
+        tracing::warn!(
+            addr = %config.listen,
+            "listening on a non-loopback address WITHOUT authentication (--allow-unauthenticated)"
+        );
+    }
+    Ok(crate::auth::Authenticator::off())
 }
 
 /// Starts what keeps the registry current, and reports the predictor

@@ -52,6 +52,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.model_poll_interval = args.model_poll_interval;
     config.metrics_listen = args.metrics_listen;
+    config.tokens = crate::auth::TokenSources {
+        file: args.tokens_file,
+        inline: args.tokens,
+    };
+    config.allow_unauthenticated = args.allow_unauthenticated;
     config.reload_interval = args.reload_interval;
     config.limits = Limits {
         max_batch: args.max_batch,

@@ -27,6 +27,13 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
         request_id: String::new(),
         study: args.study,
     };
+    let mut request = tonic::Request::new(request);
+    if let Some(token) = &args.token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("--token: not valid in a gRPC header")?;
+        request.metadata_mut().insert("authorization", value);
+    }
     let response = client
         .predict(request)
         .await

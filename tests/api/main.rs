@@ -1,6 +1,7 @@
 //! The gRPC API, end to end: a real server on a real socket, real models,
 //! the generated client.
 
+mod auth;
 mod bad_input;
 mod bench_start;
 mod health;

@@ -8,7 +8,9 @@ field and the candidate (``candidates[2].arch: ...``).
 
 from __future__ import annotations
 
+import collections
 import math
+import os
 import random
 import time
 import uuid
@@ -167,6 +169,49 @@ class RetrainResult:
     seconds: float
 
 
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ["method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"]
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _BearerToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer TOKEN`` to every call."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            list(details.metadata or []) + [self._header],
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
 def _candidates(
     archs: Sequence[str],
     proxies: Optional[Sequence[Optional[ProxyMap]]],
@@ -204,6 +249,7 @@ class Client:
         channel: Optional[grpc.Channel] = None,
         options: Sequence[tuple[str, object]] = (),
         round_robin: bool = False,
+        token: Optional[str] = None,
     ):
         opts = list(options)
         if round_robin:
@@ -216,6 +262,10 @@ class Client:
             # valid authority; the server resets every stream.
             opts.append(("grpc.default_authority", addresses.split(",")[0]))
         self._channel = channel or grpc.insecure_channel(target, options=opts)
+        # A bearer token (or NASPERF_TOKEN) for servers that require one.
+        token = token if token is not None else os.environ.get("NASPERF_TOKEN")
+        if token:
+            self._channel = grpc.intercept_channel(self._channel, _BearerToken(token))
         self._timeout = timeout
         self._predictor = predictor_pb2_grpc.PredictorStub(self._channel)
         self._store = store_pb2_grpc.StoreStub(self._channel)
