@@ -127,6 +127,35 @@ async fn each_role_may_do_its_calls_and_no_more_and_tokens_rotate_without_a_rest
         );
     }
 
+    // The command-line client passes its token.
+    let server = format!("http://{}", app.channel_addr());
+    let cli = |token: Option<&'static str>| {
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_nasperf"));
+            command
+                .args(["predict", "--server", &server, "--arch", BEST_CELL])
+                .env_remove("NASPERF_TOKEN");
+            if let Some(t) = token {
+                command.args(["--token", t]);
+            }
+            command.output().expect("run nasperf predict")
+        })
+    };
+    let with = cli(Some(PREDICT)).await.expect("cli");
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let without = cli(None).await.expect("cli");
+    assert!(!without.status.success());
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("Unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+
     // Rotation: the file changes, the old predict token stops working and
     // the new one works, without a restart.
     std::fs::write(
