@@ -251,7 +251,8 @@ pub struct ServeArgs {
     #[arg(long, env = "NASPERF_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
-    /// Requests served at once over all connections; more wait in line.
+    /// Calls in flight at once over all connections; beyond it a call gets
+    /// RESOURCE_EXHAUSTED at once (never a queue).
     #[arg(long, env = "NASPERF_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
 

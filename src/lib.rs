@@ -21,6 +21,7 @@ pub mod proto;
 pub mod registry;
 pub mod retrain;
 pub mod service;
+pub mod shedding;
 pub mod space;
 pub mod startup;
 pub mod store;

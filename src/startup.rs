@@ -269,15 +269,20 @@ impl Application {
             Some(dir) => tracing::info!(%addr, models = %dir.display(), "nasperf listening"),
             None => tracing::info!(%addr, models = "the evaluation store", "nasperf listening"),
         }
+        // Calls beyond the limits are answered at once (RESOURCE_EXHAUSTED,
+        // DEADLINE_EXCEEDED), never queued; a connection may open at most
+        // `concurrency_per_connection` streams (HTTP/2 tells the client).
         let server = Server::builder()
-            .timeout(config.request_timeout)
-            .concurrency_limit_per_connection(config.concurrency_per_connection)
+            .max_concurrent_streams(
+                u32::try_from(config.concurrency_per_connection).unwrap_or(u32::MAX),
+            )
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(crate::metrics::RpcMetricsLayer)
                     .layer(crate::auth::AuthLayer::new(auth.clone()))
-                    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    .layer(crate::shedding::LoadShedLayer::new(
                         config.max_concurrent_requests,
+                        config.request_timeout,
                     )),
             )
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))

@@ -232,7 +232,7 @@ async fn default_limits_keep_the_largest_batch_under_the_client_limit() {
 }
 
 #[tokio::test]
-async fn requests_over_the_timeout_are_cancelled() {
+async fn requests_over_the_timeout_get_deadline_exceeded() {
     // A batch this size takes far longer than a millisecond to predict.
     let mut app =
         spawn_app_with(|config| config.request_timeout = std::time::Duration::from_millis(1)).await;
@@ -241,11 +241,57 @@ async fn requests_over_the_timeout_are_cancelled() {
         .predict(request(vec![good(); 10_000], &[]))
         .await
         .expect_err("over the timeout");
-    assert!(
-        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+    assert_eq!(
+        status.code(),
+        Code::DeadlineExceeded,
         "{:?}: {}",
         status.code(),
         status.message()
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn calls_beyond_the_in_flight_limit_are_refused_at_once_not_queued() {
+    let app = spawn_app_with(|config| config.max_concurrent_requests = 1).await;
+    // Eight large batches at once over one connection: one holds the only
+    // slot, the others arrive while it predicts.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = app.client.clone();
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let r = client.predict(request(vec![good(); 10_000], &[])).await;
+                (r.map(|_| ()), started.elapsed())
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for call in calls {
+        let (result, elapsed) = call.await.expect("task");
+        match result {
+            Ok(()) => ok += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(
+                    status.message().contains("limit of 1 calls"),
+                    "{}",
+                    status.message()
+                );
+                assert!(
+                    elapsed < std::time::Duration::from_secs(5),
+                    "answered at once"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "{ok} answered, {refused} refused");
+    // Once the load is gone, calls go through again.
+    let mut client = app.client.clone();
+    client
+        .predict(request(vec![good()], &[]))
+        .await
+        .expect("a slot is free again");
     app.stop().await;
 }
