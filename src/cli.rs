@@ -234,6 +234,18 @@ pub struct ServeArgs {
     #[arg(long, env = "NASPERF_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
 
+    /// Serve over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "NASPERF_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The TLS private key (PEM).
+    #[arg(long, env = "NASPERF_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "NASPERF_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Serve Prometheus metrics at `http://ADDR/metrics` (off unless given).
     #[arg(long, env = "NASPERF_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -308,6 +320,18 @@ pub struct PredictArgs {
     /// A bearer token with the predict role, when the server requires one.
     #[arg(long, env = "NASPERF_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// Trust this CA (PEM) for an `https://` server.
+    #[arg(long, env = "NASPERF_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Present this client certificate (PEM) to a server that requires one.
+    #[arg(long, env = "NASPERF_TLS_CLIENT_CERT", requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// The client certificate's key (PEM).
+    #[arg(long, env = "NASPERF_TLS_CLIENT_KEY", requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
 
     /// An architecture encoding (repeatable).
     #[arg(long = "arch", required = true)]

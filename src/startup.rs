@@ -33,6 +33,33 @@ pub const PREDICTOR_HEALTH_NAME: &str = "nasperf.v1.Predictor";
 /// database is unreachable, without making predictions unready.
 pub const STORE_HEALTH_NAME: &str = "nasperf.v1.Store";
 
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Reads the files into tonic's (rustls) server configuration.
+    pub fn server_config(&self) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path)
+                .with_context(|| format!("reading the TLS {what} {}", path.display()))
+        };
+        let identity =
+            Identity::from_pem(read(&self.cert, "certificate")?, read(&self.key, "key")?);
+        let mut config = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
+        }
+        Ok(config)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
@@ -44,6 +71,8 @@ pub struct ServeConfig {
     /// (allowed on loopback, or with `allow_unauthenticated`).
     pub tokens: crate::auth::TokenSources,
     pub allow_unauthenticated: bool,
+    /// Serve over TLS (rustls); `None`: plaintext.
+    pub tls: Option<TlsFiles>,
     /// Serve this model directory (read-only, watched). `None`: serve the
     /// versions in the store, retrained by the server.
     pub models_dir: Option<PathBuf>,
@@ -93,6 +122,7 @@ impl ServeConfig {
             database_max_connections: crate::store::DEFAULT_POSTGRES_CONNECTIONS,
             tokens: crate::auth::TokenSources::default(),
             allow_unauthenticated: false,
+            tls: None,
             models_dir: None,
             bench: None,
             retrain: RetrainConfig::default(),
@@ -114,6 +144,7 @@ impl ServeConfig {
 /// A bound, not yet running server.
 pub struct Application {
     auth: crate::auth::Authenticator,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     config: ServeConfig,
@@ -128,6 +159,11 @@ impl Application {
     /// registry; models load when the server runs.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         let auth = authenticator(&config)?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(TlsFiles::server_config)
+            .transpose()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -145,6 +181,7 @@ impl Application {
         );
         Ok(Self {
             auth,
+            tls,
             listener,
             metrics_listener,
             config,
@@ -173,6 +210,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Self {
             auth,
+            tls,
             listener,
             metrics_listener,
             config,
@@ -272,7 +310,13 @@ impl Application {
         // Calls beyond the limits are answered at once (RESOURCE_EXHAUSTED,
         // DEADLINE_EXCEEDED), never queued; a connection may open at most
         // `concurrency_per_connection` streams (HTTP/2 tells the client).
-        let server = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .context("the TLS certificate or key is not valid PEM")?;
+        }
+        let server = builder
             .max_concurrent_streams(
                 u32::try_from(config.concurrency_per_connection).unwrap_or(u32::MAX),
             )

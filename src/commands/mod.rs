@@ -10,7 +10,7 @@ use crate::{
     cli::{Cli, Command, ServeArgs},
     predict::Limits,
     retrain::schedule::Schedule,
-    startup::{Application, ServeConfig, shutdown_signal},
+    startup::{Application, ServeConfig, TlsFiles, shutdown_signal},
     telemetry,
 };
 
@@ -57,6 +57,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         inline: args.tokens,
     };
     config.allow_unauthenticated = args.allow_unauthenticated;
+    config.tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| TlsFiles {
+        cert,
+        key,
+        client_ca: args.tls_client_ca,
+    });
     config.reload_interval = args.reload_interval;
     config.limits = Limits {
         max_batch: args.max_batch,

@@ -8,9 +8,27 @@ use crate::{
 };
 
 pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
-    let mut client = PredictorClient::connect(args.server.clone())
+    let mut endpoint = tonic::transport::Endpoint::from_shared(args.server.clone())
+        .with_context(|| format!("--server {}: not a URL", args.server))?;
+    if args.server.starts_with("https://") {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let mut tls = ClientTlsConfig::new();
+        if let Some(ca) = &args.tls_ca {
+            tls = tls.ca_certificate(Certificate::from_pem(read(ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&args.tls_client_cert, &args.tls_client_key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        endpoint = endpoint.tls_config(tls).context("TLS settings")?;
+    }
+    let channel = endpoint
+        .connect()
         .await
         .with_context(|| format!("connecting to {}", args.server))?;
+    let mut client = PredictorClient::new(channel);
     let proxies: std::collections::HashMap<String, f64> = args.proxies.into_iter().collect();
     let request = PredictRequest {
         candidates: args

@@ -15,3 +15,4 @@ mod predict;
 mod shutdown;
 mod store;
 mod store_outage;
+mod tls;

@@ -212,6 +212,14 @@ class _BearerToken(
         return continuation(self._details(details), requests)
 
 
+def _pem(source: Optional[Union[str, os.PathLike, bytes]]) -> Optional[bytes]:
+    """PEM bytes as given, or read from a path."""
+    if source is None or isinstance(source, bytes):
+        return source
+    with open(source, "rb") as f:
+        return f.read()
+
+
 def _candidates(
     archs: Sequence[str],
     proxies: Optional[Sequence[Optional[ProxyMap]]],
@@ -250,6 +258,9 @@ class Client:
         options: Sequence[tuple[str, object]] = (),
         round_robin: bool = False,
         token: Optional[str] = None,
+        tls_ca: Optional[Union[str, os.PathLike, bytes]] = None,
+        tls_cert: Optional[Union[str, os.PathLike, bytes]] = None,
+        tls_key: Optional[Union[str, os.PathLike, bytes]] = None,
     ):
         opts = list(options)
         if round_robin:
@@ -261,7 +272,19 @@ class Client:
             # gRPC would send the whole list as :authority, which is not a
             # valid authority; the server resets every stream.
             opts.append(("grpc.default_authority", addresses.split(",")[0]))
-        self._channel = channel or grpc.insecure_channel(target, options=opts)
+        if channel is not None:
+            self._channel = channel
+        elif tls_ca is not None or tls_cert is not None:
+            # TLS: trust `tls_ca` (PEM; the system's roots when None) and,
+            # for mutual TLS, present `tls_cert` with `tls_key`.
+            if (tls_cert is None) != (tls_key is None):
+                raise ValueError("tls_cert and tls_key: give both or neither")
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_pem(tls_ca), private_key=_pem(tls_key), certificate_chain=_pem(tls_cert)
+            )
+            self._channel = grpc.secure_channel(target, credentials, options=opts)
+        else:
+            self._channel = grpc.insecure_channel(target, options=opts)
         # A bearer token (or NASPERF_TOKEN) for servers that require one.
         token = token if token is not None else os.environ.get("NASPERF_TOKEN")
         if token:
