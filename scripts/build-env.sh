@@ -19,6 +19,10 @@ as_root() {
 missing_debs=()
 command -v protoc >/dev/null 2>&1 || missing_debs+=(protobuf-compiler)
 command -v ccache >/dev/null 2>&1 || missing_debs+=(ccache)
+# The Python TLS tests make their certificates with openssl; the store
+# tests drop databases with psql.
+command -v openssl >/dev/null 2>&1 || missing_debs+=(openssl)
+command -v psql >/dev/null 2>&1 || missing_debs+=(postgresql-client)
 # libclang itself, not libclang-cpp (which other packages bring and bindgen
 # cannot use).
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null \
