@@ -100,11 +100,21 @@ where
             ));
             return Box::pin(async move { Ok(status.into_http()) });
         };
-        let limit = request
+        // tonic enforces the client's deadline too, and answers CANCELLED
+        // when it expires. Ending one timer tick (1 ms) earlier makes the
+        // answer DEADLINE_EXCEEDED, and it reaches the client in time.
+        let client = request
             .headers()
             .get("grpc-timeout")
             .and_then(|v| client_deadline(v.as_bytes()))
-            .map_or(self.layer.timeout, |d| d.min(self.layer.timeout));
+            .map(|d| d.saturating_sub(Duration::from_millis(1)));
+        let limit = client.map_or(self.layer.timeout, |d| d.min(self.layer.timeout));
+        if limit.is_zero() {
+            let status = tonic::Status::deadline_exceeded(
+                "the client's deadline had passed when the call arrived",
+            );
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
         let call = self.inner.call(request);
         Box::pin(async move {
             let result = tokio::time::timeout(limit, call).await;

@@ -5,9 +5,28 @@ use tonic::Status;
 
 use crate::predict::PredictError;
 
+/// The longest status message sent. Messages quote what the client sent,
+/// which can be megabytes; gRPC carries the message in an HTTP/2 header, and
+/// one over the peer's header limit breaks the connection instead of
+/// reporting the error.
+pub const MAX_MESSAGE_BYTES: usize = 1_024;
+
+/// `message`, cut at [`MAX_MESSAGE_BYTES`] on a character boundary with
+/// the original length said.
+pub fn bounded(message: String) -> String {
+    if message.len() <= MAX_MESSAGE_BYTES {
+        return message;
+    }
+    let mut end = MAX_MESSAGE_BYTES;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &message[..end], message.len())
+}
+
 impl From<PredictError> for Status {
     fn from(e: PredictError) -> Self {
-        let message = e.to_string();
+        let message = bounded(e.to_string());
         match e {
             PredictError::EmptyBatch
             | PredictError::BatchTooLarge { .. }
@@ -44,13 +63,14 @@ impl From<crate::store::StoreError> for Status {
                 "the evaluation store is unreachable; retry with the same idempotency keys",
             );
         }
+        let message = bounded(e.to_string());
         match e {
-            StoreError::StudyExists(_) => Status::already_exists(e.to_string()),
+            StoreError::StudyExists(_) => Status::already_exists(message),
             StoreError::UnknownStudy(_) | StoreError::UnknownModel { .. } => {
-                Status::not_found(e.to_string())
+                Status::not_found(message)
             }
-            StoreError::NotPinned { .. } => Status::failed_precondition(e.to_string()),
-            StoreError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            StoreError::NotPinned { .. } => Status::failed_precondition(message),
+            StoreError::InvalidArgument { .. } => Status::invalid_argument(message),
             StoreError::Database(_)
             | StoreError::Migrate(_)
             | StoreError::UnsupportedUrl(_)

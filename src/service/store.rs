@@ -72,7 +72,10 @@ impl StoreService {
                         RejectionKind::NotFound => tonic::Code::NotFound,
                         RejectionKind::AlreadyExists => tonic::Code::AlreadyExists,
                     } as i32;
-                    result.message = format!("evaluations[{}].{}", result.index, r.message);
+                    result.message = super::error::bounded(format!(
+                        "evaluations[{}].{}",
+                        result.index, r.message
+                    ));
                     response.rejected += 1;
                 }
             }
@@ -168,9 +171,15 @@ impl store_server::Store for StoreService {
         &self,
         request: Request<RecordEvaluationsRequest>,
     ) -> Result<Response<RecordEvaluationsResponse>, Status> {
+        let evaluations = request.into_inner().evaluations;
+        if evaluations.is_empty() {
+            return Err(Status::invalid_argument(
+                "evaluations: the batch is empty; send at least one evaluation",
+            ));
+        }
         let store = self.store()?;
         let mut response = RecordEvaluationsResponse::default();
-        self.record_batch(&store, request.into_inner().evaluations, 0, &mut response)
+        self.record_batch(&store, evaluations, 0, &mut response)
             .await?;
         Ok(Response::new(response))
     }
@@ -215,7 +224,15 @@ impl store_server::Store for StoreService {
             since_ms: r.since_unix_ms,
             until_ms: r.until_unix_ms,
             after_id,
-            limit: r.page_size,
+            limit: if r.page_size > crate::store::MAX_PAGE {
+                return Err(Status::invalid_argument(format!(
+                    "page_size: {} is over the limit of {}",
+                    r.page_size,
+                    crate::store::MAX_PAGE
+                )));
+            } else {
+                r.page_size
+            },
         };
         let limit = crate::store::page_size(filter.limit);
         let rows = self.store()?.list_evaluations(&filter).await?;

@@ -98,6 +98,12 @@ fn validate(
             "idempotency_key: required, at most 256 bytes".to_owned(),
         ));
     }
+    if e.worker.len() > 256 {
+        return Err(reject(
+            InvalidArgument,
+            format!("worker: at most 256 bytes, got {}", e.worker.len()),
+        ));
+    }
     let space = spaces.get(&e.search_space).ok_or_else(|| {
         reject(
             NotFound,

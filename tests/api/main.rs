@@ -6,6 +6,7 @@ mod bad_input;
 mod bench_start;
 mod health;
 mod helpers;
+mod hostile;
 mod hot_reload;
 mod learning_loop;
 mod metrics;
