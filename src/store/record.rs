@@ -232,6 +232,15 @@ fn validate(
 /// `$1`. sqlx's `Any` driver passes SQL through unchanged, and both backends
 /// read `$N`.
 fn values(rows: usize, cols: usize) -> String {
+    values_with_casts(rows, cols, &[])
+}
+
+/// [`values`], with the columns in `casts` (index, SQL type) cast
+/// explicitly. A column that may be NULL needs it: sqlx's Any driver sends
+/// a NULL without a type, PostgreSQL then prepares the statement with a
+/// type of its own choosing, and a later non-NULL value on the same cached
+/// statement fails with "incorrect binary data format".
+fn values_with_casts(rows: usize, cols: usize, casts: &[(usize, &str)]) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -242,7 +251,11 @@ fn values(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push_str(&format!("${}", r * cols + c + 1));
+            let n = r * cols + c + 1;
+            match casts.iter().find(|(i, _)| *i == c) {
+                Some((_, ty)) => s.push_str(&format!("CAST(${n} AS {ty})")),
+                None => s.push_str(&format!("${n}")),
+            }
         }
         s.push(')');
     }
@@ -312,7 +325,8 @@ pub(super) async fn record(
                 "INSERT INTO evaluations (study_id, architecture_id, objective, value, budget, worker, recorded_at, \
                  idempotency_key, payload_sha256, excluded) VALUES {} \
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-                values(chunk.len(), 10)
+                // budget (column 4) may be NULL.
+                values_with_casts(chunk.len(), 10, &[(4, "DOUBLE PRECISION")])
             );
             let mut q = sqlx::query(&sql);
             for v in chunk {
