@@ -16,7 +16,6 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    pin::Pin,
     sync::{Arc, LazyLock},
     task::{Context, Poll},
     time::{Duration, SystemTime},
@@ -27,6 +26,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tonic::codegen::http;
+
+use crate::middleware::{BoxFuture, answer_now};
 
 /// What a token may do; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -366,8 +367,6 @@ pub struct AuthService<S> {
     auth: Authenticator,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AuthService<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
@@ -390,7 +389,7 @@ where
             .map(|v| v.as_bytes());
         match self.auth.check(request.uri().path(), header) {
             Ok(()) => Box::pin(self.inner.call(request)),
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+            Err(status) => answer_now(status),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod dataset;
 pub mod features;
 pub mod metrics;
+pub mod middleware;
 pub mod model;
 pub mod objectives;
 pub mod pareto;

@@ -12,7 +12,6 @@ use std::{
     collections::HashSet,
     convert::Infallible,
     net::SocketAddr,
-    pin::Pin,
     sync::{Arc, LazyLock, atomic::AtomicU64},
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -33,7 +32,7 @@ use prometheus_client::{
 use tokio::{net::TcpListener, sync::watch};
 use tonic::codegen::http;
 
-use crate::{registry::Registry, store::StoreHandle};
+use crate::{middleware::BoxFuture, registry::Registry, store::StoreHandle};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -311,8 +310,6 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
 pub struct RpcMetrics<S> {
     inner: S,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RpcMetrics<S>
 where

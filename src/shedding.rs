@@ -10,7 +10,6 @@
 //! stream itself.
 
 use std::{
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -18,6 +17,8 @@ use std::{
 
 use tokio::sync::Semaphore;
 use tonic::codegen::http;
+
+use crate::middleware::{BoxFuture, answer_now};
 
 /// The tower layer; one per server, shared by every connection.
 #[derive(Debug, Clone)]
@@ -75,8 +76,6 @@ pub fn client_deadline(value: &[u8]) -> Option<Duration> {
     })
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for LoadShed<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
@@ -98,7 +97,7 @@ where
                 "the server is at its limit of {} calls in flight; retry with backoff",
                 self.layer.max_in_flight
             ));
-            return Box::pin(async move { Ok(status.into_http()) });
+            return answer_now(status);
         };
         // tonic enforces the client's deadline too, and answers CANCELLED
         // when it expires. Ending one timer tick (1 ms) earlier makes the
@@ -113,7 +112,7 @@ where
             let status = tonic::Status::deadline_exceeded(
                 "the client's deadline had passed when the call arrived",
             );
-            return Box::pin(async move { Ok(status.into_http()) });
+            return answer_now(status);
         }
         let call = self.inner.call(request);
         Box::pin(async move {
@@ -167,21 +166,15 @@ mod tests {
     async fn a_call_beyond_the_limit_is_refused_at_once_and_a_freed_slot_is_reused() {
         let release = Arc::new(Notify::new());
         let layer = LoadShedLayer::new(1, Duration::from_secs(30));
-        let mut service = layer.layer(blocking(Arc::clone(&release)));
-        let first = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(http::Request::new(()));
+        let service = layer.layer(blocking(Arc::clone(&release)));
+        let first = service.clone().oneshot(http::Request::new(()));
         let held = tokio::spawn(first);
         tokio::task::yield_now().await;
 
         let started = Instant::now();
         let second = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(http::Request::new(()))
+            .clone()
+            .oneshot(http::Request::new(()))
             .await
             .expect("a response");
         assert_eq!(status_of(&second), Some("8"), "RESOURCE_EXHAUSTED");
@@ -190,11 +183,7 @@ mod tests {
         release.notify_one();
         let first = held.await.expect("task").expect("response");
         assert_eq!(status_of(&first), None, "the first call completed");
-        let third = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(http::Request::new(()));
+        let third = service.clone().oneshot(http::Request::new(()));
         let third = tokio::spawn(third);
         tokio::task::yield_now().await;
         release.notify_one();
@@ -206,13 +195,11 @@ mod tests {
     async fn a_call_past_its_limit_or_the_clients_deadline_is_deadline_exceeded() {
         let release = Arc::new(Notify::new());
         let layer = LoadShedLayer::new(4, Duration::from_millis(100));
-        let mut service = layer.layer(blocking(release));
+        let service = layer.layer(blocking(release));
         let started = Instant::now();
         let r = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(http::Request::new(()))
+            .clone()
+            .oneshot(http::Request::new(()))
             .await
             .expect("a response");
         assert_eq!(status_of(&r), Some("4"), "DEADLINE_EXCEEDED");
@@ -224,13 +211,7 @@ mod tests {
             .headers_mut()
             .insert("grpc-timeout", http::HeaderValue::from_static("20m"));
         let started = Instant::now();
-        let r = service
-            .ready()
-            .await
-            .expect("ready")
-            .call(request)
-            .await
-            .expect("a response");
+        let r = service.clone().oneshot(request).await.expect("a response");
         assert_eq!(status_of(&r), Some("4"));
         assert!(
             started.elapsed() < Duration::from_millis(90),
