@@ -25,8 +25,8 @@ use std::{
 
 use common::{Network, TestDatabase, networks};
 use nasperf::proto::v1::{
-    Candidate, CreateStudyRequest, Evaluation, ListModelsRequest, PredictRequest,
-    RecordEvaluationsRequest, RetrainRequest, models_client::ModelsClient,
+    Candidate, CreateStudyRequest, Evaluation, ListModelsRequest, ListModelsResponse,
+    PredictRequest, RecordEvaluationsRequest, RetrainRequest, models_client::ModelsClient,
     predictor_client::PredictorClient, store_client::StoreClient,
 };
 use tonic::transport::Channel;
@@ -142,6 +142,28 @@ async fn stream_evaluations(channel: Channel, nets: Vec<Network>, worker: String
         .expect("record")
         .into_inner();
     assert_eq!(response.results.len(), n);
+}
+
+async fn create_study(replica: &Replica) {
+    StoreClient::new(replica.channel.clone())
+        .create_study(CreateStudyRequest {
+            name: STUDY.to_owned(),
+            description: String::new(),
+        })
+        .await
+        .expect("study");
+}
+
+/// The study's versions of the objective, as a replica lists them.
+async fn list_models(replica: &Replica) -> ListModelsResponse {
+    ModelsClient::new(replica.channel.clone())
+        .list_models(ListModelsRequest {
+            study: STUDY.to_owned(),
+            objective: OBJECTIVE.to_owned(),
+        })
+        .await
+        .expect("list")
+        .into_inner()
 }
 
 fn predict_request(n: &Network) -> PredictRequest {
@@ -266,13 +288,7 @@ async fn two_replicas_train_once_and_both_swap_within_a_second() {
     ];
     let a = Replica::start(&db.url, &args).await;
     let b = Replica::start(&db.url, &args).await;
-    StoreClient::new(a.channel.clone())
-        .create_study(CreateStudyRequest {
-            name: STUDY.to_owned(),
-            description: String::new(),
-        })
-        .await
-        .expect("study");
+    create_study(&a).await;
 
     // Round one: two workers, one per replica.
     tokio::join!(
@@ -306,14 +322,7 @@ async fn two_replicas_train_once_and_both_swap_within_a_second() {
     assert!(calls_a > 50 && calls_b > 50, "{calls_a} {calls_b} calls");
 
     // Within a second of promotion, on both replicas, by notification.
-    let listed = ModelsClient::new(b.channel.clone())
-        .list_models(ListModelsRequest {
-            study: STUDY.to_owned(),
-            objective: OBJECTIVE.to_owned(),
-        })
-        .await
-        .expect("list")
-        .into_inner();
+    let listed = list_models(&b).await;
     for m in &listed.models {
         if m.version == v1 || m.activated_at_unix_ms == 0 {
             continue;
@@ -384,13 +393,7 @@ async fn a_trainer_killed_mid_training_leaves_the_previous_model_serving() {
         &[&manual[..], &["--retrain-iterations", "100"]].concat(),
     )
     .await;
-    StoreClient::new(b.channel.clone())
-        .create_study(CreateStudyRequest {
-            name: STUDY.to_owned(),
-            description: String::new(),
-        })
-        .await
-        .expect("study");
+    create_study(&b).await;
     stream_evaluations(b.channel.clone(), nets[..3_000].to_vec(), "w".to_owned()).await;
     let retrain = |force| RetrainRequest {
         study: STUDY.to_owned(),
@@ -434,14 +437,7 @@ async fn a_trainer_killed_mid_training_leaves_the_previous_model_serving() {
     assert!(call.await.expect("task").is_err(), "the killed call fails");
 
     // Nothing half-promoted: v1 serves, nothing else was stored.
-    let listed = ModelsClient::new(b.channel.clone())
-        .list_models(ListModelsRequest {
-            study: STUDY.to_owned(),
-            objective: OBJECTIVE.to_owned(),
-        })
-        .await
-        .expect("list")
-        .into_inner();
+    let listed = list_models(&b).await;
     assert_eq!(listed.models.len(), 1, "{listed:?}");
     assert_eq!(listed.models[0].version, v1);
     assert_eq!(listed.models[0].status, "active");
@@ -587,13 +583,7 @@ async fn three_replicas_survive_a_sigkill_and_a_restart_while_workers_record_and
     for (name, r) in [("a", &a), ("b", &b), ("c", &c)] {
         fleet.add(name, r.channel.clone());
     }
-    StoreClient::new(b.channel.clone())
-        .create_study(CreateStudyRequest {
-            name: STUDY.to_owned(),
-            description: String::new(),
-        })
-        .await
-        .expect("study");
+    create_study(&b).await;
 
     // A first model, from 300 evaluations and an explicit retraining.
     stream_evaluations(
@@ -702,14 +692,7 @@ async fn three_replicas_survive_a_sigkill_and_a_restart_while_workers_record_and
             wait_for_version(&b, &probe, Some("")).await,
             wait_for_version(&c2, &probe, Some("")).await,
         );
-        let listed = ModelsClient::new(b.channel.clone())
-            .list_models(ListModelsRequest {
-                study: STUDY.to_owned(),
-                objective: OBJECTIVE.to_owned(),
-            })
-            .await
-            .expect("list")
-            .into_inner();
+        let listed = list_models(&b).await;
         let serving: Vec<&str> = listed
             .models
             .iter()

@@ -7,15 +7,15 @@ use std::time::Duration;
 use nasperf::{
     auth::TokenSources,
     proto::v1::{
-        Evaluation, ListModelsRequest, RecordEvaluationsRequest, RetrainRequest,
-        models_client::ModelsClient, store_client::StoreClient,
+        ListModelsRequest, RecordEvaluationsRequest, RetrainRequest, models_client::ModelsClient,
+        store_client::StoreClient,
     },
     startup::{Application, ServeConfig},
 };
 use tonic::{Code, Request};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{BEST_CELL, OBJECTIVES, candidate, request, spawn_app_with};
+use crate::helpers::{BEST_CELL, best_cell_evaluation, candidate, request, spawn_app_with};
 
 const ADMIN: &str = "admin-7f3c2a9e51d84b06";
 const RECORD: &str = "record-c41e99b2f0a7d365";
@@ -35,14 +35,7 @@ fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
 
 fn record_request(key: &str) -> RecordEvaluationsRequest {
     RecordEvaluationsRequest {
-        evaluations: vec![Evaluation {
-            search_space: "nb201".to_owned(),
-            arch: BEST_CELL.to_owned(),
-            objective: OBJECTIVES[0].to_owned(),
-            value: 91.0,
-            idempotency_key: key.to_owned(),
-            ..Default::default()
-        }],
+        evaluations: vec![best_cell_evaluation(key, 91.0)],
     }
 }
 

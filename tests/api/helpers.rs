@@ -10,7 +10,7 @@ use std::{
 use nasperf::{
     objectives::catalogue,
     predict::Limits,
-    proto::v1::{Candidate, PredictRequest, predictor_client::PredictorClient},
+    proto::v1::{Candidate, Evaluation, PredictRequest, predictor_client::PredictorClient},
     startup::{Application, ServeConfig},
     train::{TrainConfig, TrainedModel, load_all_proxies, train_objective, write_model},
 };
@@ -184,4 +184,17 @@ pub fn nb201_cell(n: usize) -> String {
         .nth(n % 15_625)
         .map(|c| c.to_op_codes())
         .unwrap_or_default()
+}
+
+/// A measurement of `BEST_CELL` on the first objective, in the default
+/// study, under `key`.
+pub fn best_cell_evaluation(key: &str, value: f64) -> Evaluation {
+    Evaluation {
+        search_space: "nb201".to_owned(),
+        arch: BEST_CELL.to_owned(),
+        objective: OBJECTIVES[0].to_owned(),
+        value,
+        idempotency_key: key.to_owned(),
+        ..Default::default()
+    }
 }

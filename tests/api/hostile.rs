@@ -13,7 +13,7 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::helpers::{BEST_CELL, OBJECTIVES, candidate, request, spawn_app};
+use crate::helpers::{BEST_CELL, OBJECTIVES, best_cell_evaluation, candidate, request, spawn_app};
 
 const NB201_ARCH: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
 
@@ -33,14 +33,7 @@ fn with_proxy(name: &str, value: f64) -> PredictRequest {
 }
 
 fn evaluation(key: &str) -> Evaluation {
-    Evaluation {
-        search_space: "nb201".to_owned(),
-        arch: BEST_CELL.to_owned(),
-        objective: OBJECTIVES[0].to_owned(),
-        value: 91.0,
-        idempotency_key: key.to_owned(),
-        ..Default::default()
-    }
+    best_cell_evaluation(key, 91.0)
 }
 
 fn rank(objectives: Vec<RankedObjective>, reference: Vec<f64>) -> ParetoRankRequest {

@@ -1,10 +1,12 @@
 //! `/metrics` on its own port: what a Prometheus scrape sees after real
 //! calls.
 
-use nasperf::proto::v1::{Evaluation, RecordEvaluationsRequest, store_client::StoreClient};
+use nasperf::proto::v1::{RecordEvaluationsRequest, store_client::StoreClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{BEST_CELL, OBJECTIVES, candidate, request, spawn_app_with};
+use crate::helpers::{
+    BEST_CELL, OBJECTIVES, best_cell_evaluation, candidate, request, spawn_app_with,
+};
 
 /// One plain HTTP/1.1 GET, as a scraper does it; returns (status line, body).
 async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
@@ -54,14 +56,7 @@ async fn a_scrape_shows_calls_by_code_candidates_evaluations_models_and_store_he
         .expect_err("a bad architecture");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     let mut store = StoreClient::new(app.channel.clone());
-    let row = |key: &str, value: f64| Evaluation {
-        search_space: "nb201".to_owned(),
-        arch: BEST_CELL.to_owned(),
-        objective: OBJECTIVES[0].to_owned(),
-        value,
-        idempotency_key: key.to_owned(),
-        ..Default::default()
-    };
+    let row = best_cell_evaluation;
     store
         .record_evaluation_batch(RecordEvaluationsRequest {
             evaluations: vec![row("m-1", 91.0), row("m-1", 91.0), row("m-2", f64::NAN)],
