@@ -25,19 +25,21 @@ WORKDIR /src
 # Dependencies first, against placeholder sources, so that a change to
 # nasperf's code does not recompile LightGBM and every crate.
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY crates/core/Cargo.toml crates/core/Cargo.toml
 COPY proto proto
 COPY migrations migrations
-RUN mkdir -p src benches \
+RUN mkdir -p src benches crates/core/src \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > benches/pareto.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs crates/core/src/lib.rs \
     && cargo build --release --locked \
-    && rm -rf src benches
+    && rm -rf src benches crates/core/src
 
+COPY crates crates
 COPY src src
 COPY benches benches
 # Touch so Cargo sees the real sources as newer than the placeholders.
-RUN touch src/main.rs src/lib.rs \
+RUN touch src/main.rs src/lib.rs crates/core/src/lib.rs \
     && cargo build --release --locked --bin nasperf \
     && install -m 0755 target/release/nasperf /nasperf
 

@@ -6,16 +6,13 @@
 //! [`model`] evaluates a saved model; [`registry`] loads, validates and
 //! hot-swaps models; [`service`] is the gRPC API; [`startup`] wires a server.
 
+pub use nasperf_core::{bench, dataset, features, model, objectives, space};
+
 pub mod auth;
-pub mod bench;
 pub mod cli;
 pub mod commands;
-pub mod dataset;
-pub mod features;
 pub mod metrics;
 pub mod middleware;
-pub mod model;
-pub mod objectives;
 pub mod pareto;
 pub mod predict;
 pub mod proto;
@@ -23,7 +20,6 @@ pub mod registry;
 pub mod retrain;
 pub mod service;
 pub mod shedding;
-pub mod space;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

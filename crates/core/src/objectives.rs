@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn docs_are_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/objectives.md");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/objectives.md");
         let on_disk = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             on_disk == markdown(),
