@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     dataset::Dataset,
-    features::{PROXY_NAMES, ProxyValues, proxy_index},
+    features::{ProxyError, ProxyValues},
     model::Model,
     objectives,
     registry::ModelSet,
@@ -111,18 +111,8 @@ pub enum PredictError {
     },
     #[error("candidates[{index}].arch: {message}")]
     InvalidArch { index: usize, message: String },
-    #[error("candidates[{index}].proxies: unknown proxy {name:?}; known: {known}")]
-    UnknownProxy {
-        index: usize,
-        name: String,
-        known: String,
-    },
-    #[error("candidates[{index}].proxies[{name:?}]: {value} is not a finite number")]
-    NonFiniteProxy {
-        index: usize,
-        name: String,
-        value: f64,
-    },
+    #[error("candidates[{index}].proxies{}: {error}", error.key())]
+    InvalidProxy { index: usize, error: ProxyError },
     #[error(
         "candidates[{index}].proxies: proxies were sent but the request names no dataset; set dataset to one of {known}"
     )]
@@ -360,24 +350,8 @@ fn parse_proxies(
             known: Dataset::names(),
         });
     }
-    let mut values = ProxyValues::MISSING;
-    // Sorted, so that the first error reported is deterministic.
-    let mut names: Vec<_> = proxies.iter().collect();
-    names.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, &value) in names {
-        let i = proxy_index(name).ok_or_else(|| PredictError::UnknownProxy {
-            index,
-            name: name.clone(),
-            known: PROXY_NAMES.join(", "),
-        })?;
-        if !value.is_finite() {
-            return Err(PredictError::NonFiniteProxy {
-                index,
-                name: name.clone(),
-                value,
-            });
-        }
-        values.0[i] = value;
-    }
+    let values =
+        ProxyValues::from_named(proxies.iter().map(|(n, &v)| (n.as_str(), v)))
+            .map_err(|error| PredictError::InvalidProxy { index, error })?;
     Ok(Some(values))
 }

@@ -32,8 +32,7 @@ impl From<PredictError> for Status {
             | PredictError::BatchTooLarge { .. }
             | PredictError::ResponseTooLarge { .. }
             | PredictError::InvalidArch { .. }
-            | PredictError::UnknownProxy { .. }
-            | PredictError::NonFiniteProxy { .. }
+            | PredictError::InvalidProxy { .. }
             | PredictError::MissingDataset { .. }
             | PredictError::DuplicateObjective { .. }
             | PredictError::SpaceMismatch { .. } => Status::invalid_argument(message),

@@ -17,7 +17,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use super::{DEFAULT_STUDY, StoreError, now_ms};
 use crate::{
     dataset::Dataset,
-    features::{PROXY_NAMES, proxy_index},
+    features::ProxyValues,
     objectives,
     space::SearchSpaces,
 };
@@ -166,25 +166,13 @@ fn validate(
             "dataset: required when proxies are sent".to_owned(),
         ));
     }
-    let mut proxies = Vec::with_capacity(e.proxies.len());
-    for (name, &v) in &e.proxies {
-        let i = proxy_index(name).ok_or_else(|| {
-            reject(
-                InvalidArgument,
-                format!(
-                    "proxies: unknown proxy {name:?}; known: {}",
-                    PROXY_NAMES.join(", ")
-                ),
-            )
-        })?;
-        if !v.is_finite() {
-            return Err(reject(
-                InvalidArgument,
-                format!("proxies[{name:?}]: {v} is not a finite number"),
-            ));
-        }
-        proxies.push((PROXY_NAMES[i], v));
-    }
+    let proxies: Vec<(&'static str, f64)> =
+        ProxyValues::from_named(e.proxies.iter().map(|(n, &v)| (n.as_str(), v)))
+            .map_err(|error| {
+                reject(InvalidArgument, format!("proxies{}: {error}", error.key()))
+            })?
+            .sent()
+            .collect();
     let study = if e.study.is_empty() {
         DEFAULT_STUDY.to_owned()
     } else {
@@ -207,6 +195,8 @@ fn validate(
     }
     h.update(e.value.to_bits().to_le_bytes());
     h.update(e.budget.map_or([0xff; 8], |b| b.to_bits().to_le_bytes()));
+    // In name order (PROXY_NAMES is sorted, a core test says so), as when
+    // this read a BTreeMap: keys stored earlier still match.
     for (name, v) in &proxies {
         h.update(name.as_bytes());
         h.update(v.to_bits().to_le_bytes());

@@ -43,6 +43,70 @@ pub struct ProxyValues(pub [f64; PROXY_NAMES.len()]);
 
 impl ProxyValues {
     pub const MISSING: ProxyValues = ProxyValues([f64::NAN; PROXY_NAMES.len()]);
+
+    /// Validates proxies sent by name, as every request and table carries
+    /// them: each name must be known, sent once, and its value finite (a
+    /// NaN would silently read as "not sent"). The first error in name
+    /// order is reported, so the same input always gives the same error.
+    pub fn from_named<'a>(
+        proxies: impl IntoIterator<Item = (&'a str, f64)>,
+    ) -> Result<ProxyValues, ProxyError> {
+        let mut named: Vec<(&str, f64)> = proxies.into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        let mut values = ProxyValues::MISSING;
+        for (position, &(name, value)) in named.iter().enumerate() {
+            let i = proxy_index(name).ok_or_else(|| ProxyError::Unknown {
+                name: name.to_owned(),
+            })?;
+            if position > 0 && named[position - 1].0 == name {
+                return Err(ProxyError::Duplicate {
+                    name: name.to_owned(),
+                });
+            }
+            if !value.is_finite() {
+                return Err(ProxyError::NonFinite {
+                    name: name.to_owned(),
+                    value,
+                });
+            }
+            values.0[i] = value;
+        }
+        Ok(values)
+    }
+
+    /// The proxies that were sent, by name, in [`PROXY_NAMES`] order.
+    pub fn sent(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        PROXY_NAMES
+            .iter()
+            .zip(self.0)
+            .filter(|(_, v)| !v.is_nan())
+            .map(|(&name, v)| (name, v))
+    }
+}
+
+/// Why a set of named proxies was refused. Callers prefix the field path
+/// they know (`candidates[3].proxies`) and [`ProxyError::key`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("unknown proxy {name:?}; known: {}", PROXY_NAMES.join(", "))]
+    Unknown { name: String },
+    #[error("sent twice")]
+    Duplicate { name: String },
+    #[error("{value} is not a finite number")]
+    NonFinite { name: String, value: f64 },
+}
+
+impl ProxyError {
+    /// The map key the error is about (`["synflow"]`), or "" when the
+    /// name itself is the problem.
+    pub fn key(&self) -> String {
+        match self {
+            ProxyError::Unknown { .. } => String::new(),
+            ProxyError::Duplicate { name } | ProxyError::NonFinite { name, .. } => {
+                format!("[{name:?}]")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,5 +206,44 @@ mod tests {
         assert!(row[0].is_nan());
         let err = FeatureMap::resolve(&space, &["zc.magic".to_owned()]).unwrap_err();
         assert_eq!(err.name, "zc.magic");
+    }
+
+    #[test]
+    fn proxy_names_are_sorted() {
+        // The store's evaluation keys hash sent proxies in this order.
+        assert!(PROXY_NAMES.is_sorted());
+    }
+
+    #[test]
+    fn named_proxies_are_checked_and_the_first_error_is_stable() {
+        let values = ProxyValues::from_named([("synflow", 3.5), ("nwot", -1.0)]).unwrap();
+        assert_eq!(values.0[proxy_index("synflow").unwrap()], 3.5);
+        assert_eq!(
+            values.sent().collect::<Vec<_>>(),
+            vec![("nwot", -1.0), ("synflow", 3.5)]
+        );
+        assert_eq!(ProxyValues::from_named([]).unwrap().sent().count(), 0);
+
+        // Two errors: the one first in name order wins, whatever the order sent.
+        for input in [
+            [("zzz", 1.0), ("fisher", f64::NAN)],
+            [("fisher", f64::NAN), ("zzz", 1.0)],
+        ] {
+            let err = ProxyValues::from_named(input).unwrap_err();
+            assert!(matches!(err, ProxyError::NonFinite { ref name, .. } if name == "fisher"));
+        }
+        let err = ProxyValues::from_named([("snip", f64::INFINITY)]).unwrap_err();
+        assert_eq!(
+            format!("proxies{}: {err}", err.key()),
+            "proxies[\"snip\"]: inf is not a finite number"
+        );
+        assert!(matches!(
+            ProxyValues::from_named([("snip", 1.0), ("snip", 2.0)]).unwrap_err(),
+            ProxyError::Duplicate { .. }
+        ));
+        assert!(matches!(
+            ProxyValues::from_named([("zc.snip", 1.0)]).unwrap_err(),
+            ProxyError::Unknown { .. }
+        ));
     }
 }
