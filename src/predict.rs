@@ -350,8 +350,7 @@ fn parse_proxies(
             known: Dataset::names(),
         });
     }
-    let values =
-        ProxyValues::from_named(proxies.iter().map(|(n, &v)| (n.as_str(), v)))
-            .map_err(|error| PredictError::InvalidProxy { index, error })?;
+    let values = ProxyValues::from_named(proxies.iter().map(|(n, &v)| (n.as_str(), v)))
+        .map_err(|error| PredictError::InvalidProxy { index, error })?;
     Ok(Some(values))
 }

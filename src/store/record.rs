@@ -15,12 +15,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::{DEFAULT_STUDY, StoreError, now_ms};
-use crate::{
-    dataset::Dataset,
-    features::ProxyValues,
-    objectives,
-    space::SearchSpaces,
-};
+use crate::{dataset::Dataset, features::ProxyValues, objectives, space::SearchSpaces};
 
 /// Rows per statement: well under SQLite's and PostgreSQL's bind limits.
 const CHUNK: usize = 500;
@@ -168,9 +163,7 @@ fn validate(
     }
     let proxies: Vec<(&'static str, f64)> =
         ProxyValues::from_named(e.proxies.iter().map(|(n, &v)| (n.as_str(), v)))
-            .map_err(|error| {
-                reject(InvalidArgument, format!("proxies{}: {error}", error.key()))
-            })?
+            .map_err(|error| reject(InvalidArgument, format!("proxies{}: {error}", error.key())))?
             .sent()
             .collect();
     let study = if e.study.is_empty() {

@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    io::Read,
     path::{Path, PathBuf},
 };
 
@@ -49,10 +50,18 @@ pub struct Measurement {
     pub value: f64,
 }
 
-/// Reads a CSV table, calling `visit` with the data row index and the
-/// fields of `columns`, in that order. A missing column, a malformed row or
-/// an error `visit` returns names the file and the row.
+fn open(path: &Path) -> Result<std::fs::File, BenchError> {
+    std::fs::File::open(path).map_err(|source| BenchError::Io {
+        file: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads a CSV table, calling `visit` with the fields of `columns`, in that
+/// order. A missing column, a malformed row or an error `visit` returns
+/// names `path` (the table's name in messages) and the data row.
 fn for_each_row(
+    input: impl Read,
     path: &Path,
     columns: &[&str],
     mut visit: impl FnMut(&[&str]) -> Result<(), String>,
@@ -61,11 +70,7 @@ fn for_each_row(
         file: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(|source| BenchError::Io {
-        file: path.to_owned(),
-        source,
-    })?;
-    let mut reader = csv::Reader::from_reader(file);
+    let mut reader = csv::Reader::from_reader(input);
     let headers = reader.headers().map_err(csv_err)?.clone();
     let indices: Vec<usize> = columns
         .iter()
@@ -111,25 +116,31 @@ fn parse_value(column: &str, text: &str) -> Result<f64, String> {
 /// objective's "not measured" sentinel. A non-finite value is an error, not
 /// a row to skip silently.
 pub fn load_objective(root: &Path, objective: &Objective) -> Result<Vec<Measurement>, BenchError> {
+    let path = root.join(objective.source.file);
+    read_objective(open(&path)?, &path, objective)
+}
+
+/// [`load_objective`] over any reader; `path` names the table in errors.
+pub fn read_objective(
+    input: impl Read,
+    path: &Path,
+    objective: &Objective,
+) -> Result<Vec<Measurement>, BenchError> {
     let key_column = objective.source.key_column;
     let column = objective.source.column.as_str();
     let mut out = Vec::new();
-    for_each_row(
-        &root.join(objective.source.file),
-        &[key_column, column],
-        |fields| {
-            let cell = parse_key(key_column, fields[0])?;
-            let value = parse_value(column, fields[1])?;
-            if objective.missing_sentinel == Some(value) {
-                return Ok(());
-            }
-            if !value.is_finite() {
-                return Err(format!("column {column:?} is not finite"));
-            }
-            out.push(Measurement { cell, value });
-            Ok(())
-        },
-    )?;
+    for_each_row(input, path, &[key_column, column], |fields| {
+        let cell = parse_key(key_column, fields[0])?;
+        let value = parse_value(column, fields[1])?;
+        if objective.missing_sentinel == Some(value) {
+            return Ok(());
+        }
+        if !value.is_finite() {
+            return Err(format!("column {column:?} is not finite"));
+        }
+        out.push(Measurement { cell, value });
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -158,10 +169,19 @@ pub fn load_proxies(
     if !path.is_file() {
         return Ok(None);
     }
+    read_proxies(open(&path)?, &path).map(Some)
+}
+
+/// The rows of a NAS-Bench-Suite-Zero proxy table from any reader; `path`
+/// names the table in errors.
+pub fn read_proxies(
+    input: impl Read,
+    path: &Path,
+) -> Result<HashMap<Cell, ProxyValues>, BenchError> {
     let mut columns = vec!["net"];
     columns.extend(PROXY_NAMES);
     let mut out = HashMap::new();
-    for_each_row(&path, &columns, |fields| {
+    for_each_row(input, path, &columns, |fields| {
         let cell = parse_key("net", fields[0])?;
         let mut values = ProxyValues::MISSING;
         for (i, (name, text)) in PROXY_NAMES.iter().zip(&fields[1..]).enumerate() {
@@ -174,7 +194,7 @@ pub fn load_proxies(
         out.insert(cell, values);
         Ok(())
     })?;
-    Ok(Some(out))
+    Ok(out)
 }
 
 #[cfg(test)]
