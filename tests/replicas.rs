@@ -14,8 +14,7 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -23,7 +22,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use common::{Network, TestDatabase, networks};
+use common::{Network, ServerProcess, TestDatabase, networks};
 use nasperf::proto::v1::{
     Candidate, CreateStudyRequest, Evaluation, ListModelsRequest, ListModelsResponse,
     PredictRequest, RecordEvaluationsRequest, RetrainRequest, models_client::ModelsClient,
@@ -34,61 +33,34 @@ use tonic::transport::Channel;
 const OBJECTIVE: &str = "cifar10/val_acc_200ep";
 const STUDY: &str = "fleet";
 
-/// A running `nasperf serve`, killed when dropped.
-struct Replica {
-    child: std::process::Child,
-    channel: Channel,
-    logs: Arc<Mutex<Vec<serde_json::Value>>>,
-    _data_dir: tempfile::TempDir,
+/// A replica: `nasperf serve` on the test's PostgreSQL database.
+struct Replica(ServerProcess);
+
+impl std::ops::Deref for Replica {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.0
+    }
 }
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::DerefMut for Replica {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.0
     }
 }
 
 impl Replica {
     async fn start(database_url: &str, args: &[&str]) -> Replica {
-        let data_dir = tempfile::tempdir().expect("dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nasperf"))
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-            .args(["--database-url", database_url])
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(["--model-poll-interval", "30s", "--retrain-jobs", "1"])
-            .args(args)
-            .env_remove("NASPERF_SERVE_BENCH")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nasperf");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if v["fields"]["message"] == "nasperf listening" {
-                    let _ =
-                        addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
-                }
-                sink.lock().expect("logs").push(v);
-            }
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs its address");
-        let channel = common::connect_when_ready(&addr, Duration::from_secs(60)).await;
-        Replica {
-            child,
-            channel,
-            logs,
-            _data_dir: data_dir,
-        }
+        let mut all = vec![
+            "--database-url",
+            database_url,
+            "--model-poll-interval",
+            "30s",
+            "--retrain-jobs",
+            "1",
+        ];
+        all.extend(args);
+        Replica(ServerProcess::start(&all).await)
     }
 
     /// The versions this replica's log says it promoted.

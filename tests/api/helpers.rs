@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 
 #[path = "../common/mod.rs"]
 mod common;
-pub use common::{Network, TestDatabase, benchdata, networks};
+pub use common::{Network, ServerProcess, TestDatabase, benchdata, networks};
 
 /// Objectives the API tests serve: one of each kind, one without proxies.
 pub const OBJECTIVES: [&str; 4] = [

@@ -13,6 +13,7 @@ mod metrics;
 mod models;
 mod pareto;
 mod predict;
+mod raw_grpc;
 mod shutdown;
 mod store;
 mod store_outage;

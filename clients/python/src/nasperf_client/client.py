@@ -468,6 +468,14 @@ class Client:
                     attempt += 1
                     retries += 1
                     time.sleep(delay)
+            # Every row sent has exactly one result; anything else means the
+            # request was not seen whole, and nothing may be counted as stored.
+            if sorted(r.index for r in response.results) != list(range(len(chunk))):
+                raise NasperfError(
+                    "RecordEvaluationBatch",
+                    grpc.StatusCode.DATA_LOSS,
+                    f"{len(response.results)} results for {len(chunk)} evaluations sent",
+                )
             for result in response.results:
                 if result.outcome == store_pb2.RecordResult.STORED:
                     stored += 1
