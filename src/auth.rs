@@ -241,22 +241,54 @@ impl TokenSources {
     }
 }
 
+/// The response header that carries [`Authenticator::warning`] on every
+/// health check, so that whoever probes the server sees it.
+pub const WARNING_HEADER: &str = "nasperf-warning";
+
 /// The tokens in force; `None` when authentication is off.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     tokens: Option<Arc<ArcSwap<Tokens>>>,
+    /// Why this configuration is risky, repeated on health checks.
+    warning: Option<http::HeaderValue>,
 }
 
 impl Authenticator {
     /// No authentication: every call passes.
     pub fn off() -> Self {
-        Self { tokens: None }
+        Self {
+            tokens: None,
+            warning: None,
+        }
     }
 
     pub fn with_tokens(tokens: Tokens) -> Self {
         Self {
             tokens: Some(Arc::new(ArcSwap::from_pointee(tokens))),
+            warning: None,
         }
+    }
+
+    /// Adds a warning that every health check answers with, in the
+    /// [`WARNING_HEADER`] header (visible ASCII only; anything else is
+    /// replaced, since a header cannot carry it).
+    pub fn with_warning(mut self, warning: &str) -> Self {
+        let ascii: String = warning
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        self.warning = http::HeaderValue::from_str(&ascii).ok();
+        self
+    }
+
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_ref().and_then(|w| w.to_str().ok())
     }
 
     pub fn is_on(&self) -> bool {
@@ -387,8 +419,23 @@ where
             .headers()
             .get(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        match self.auth.check(request.uri().path(), header) {
-            Ok(()) => Box::pin(self.inner.call(request)),
+        let path = request.uri().path();
+        let warning = self
+            .auth
+            .warning
+            .clone()
+            .filter(|_| path.starts_with("/grpc.health.v1.Health/"));
+        match self.auth.check(path, header) {
+            Ok(()) => {
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let mut response = call.await?;
+                    if let Some(warning) = warning {
+                        response.headers_mut().insert(WARNING_HEADER, warning);
+                    }
+                    Ok(response)
+                })
+            }
             Err(status) => answer_now(status),
         }
     }

@@ -389,10 +389,13 @@ fn authenticator(config: &ServeConfig) -> anyhow::Result<crate::auth::Authentica
                 config.listen
             );
         }
-        tracing::warn!(
-            addr = %config.listen,
-            "listening on a non-loopback address WITHOUT authentication (--allow-unauthenticated)"
+        let warning = format!(
+            "listening on {} WITHOUT authentication (--allow-unauthenticated): anyone who \
+             reaches it can record evaluations and retrain models",
+            config.listen
         );
+        tracing::warn!(addr = %config.listen, "{warning}");
+        return Ok(crate::auth::Authenticator::off().with_warning(&warning));
     }
     Ok(crate::auth::Authenticator::off())
 }

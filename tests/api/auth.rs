@@ -15,7 +15,9 @@ use nasperf::{
 use tonic::{Code, Request};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{BEST_CELL, best_cell_evaluation, candidate, request, spawn_app_with};
+use crate::helpers::{
+    BEST_CELL, best_cell_evaluation, candidate, request, spawn_app, spawn_app_with,
+};
 
 const ADMIN: &str = "admin-7f3c2a9e51d84b06";
 const RECORD: &str = "record-c41e99b2f0a7d365";
@@ -225,4 +227,34 @@ async fn beyond_loopback_it_needs_tokens_or_an_explicit_choice() {
     let text = format!("{e:#}");
     assert!(text.contains("at least 16"), "{text}");
     assert!(!text.contains("tooshort"), "{text}");
+}
+
+/// Health checks of a server started with --allow-unauthenticated beyond
+/// loopback carry the warning; a loopback server's do not.
+#[tokio::test]
+async fn an_unauthenticated_server_says_so_in_every_health_check() {
+    let check = |channel: tonic::transport::Channel| async move {
+        HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health is open")
+            .metadata()
+            .get(nasperf::auth::WARNING_HEADER)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    };
+    let open = spawn_app_with(|config| {
+        config.listen = "0.0.0.0:0".parse().expect("addr");
+        config.allow_unauthenticated = true;
+    })
+    .await;
+    let warning = check(open.channel.clone()).await.expect("a warning header");
+    assert!(warning.contains("WITHOUT authentication"), "{warning}");
+    assert!(warning.contains("0.0.0.0"), "{warning}");
+    open.stop().await;
+
+    let loopback = spawn_app().await;
+    assert_eq!(check(loopback.channel.clone()).await, None);
+    loopback.stop().await;
 }
