@@ -26,7 +26,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    bench::Measurement,
     features::ProxyValues,
     model::{Forest, HeldoutMetrics, Model},
     objectives::{self, Objective, ObjectiveKind},
@@ -322,10 +321,14 @@ async fn attempt(
     }
     let store_err = |e: StoreError| e.to_string();
     let evaluations = store
-        .training_evaluations(&study, &objective_id)
+        .training_architectures(&study, &objective_id)
         .await
         .map_err(store_err)?;
-    let max_evaluation_id = evaluations.iter().map(|e| e.id).max().unwrap_or(0);
+    let max_evaluation_id = evaluations
+        .iter()
+        .map(|e| e.max_evaluation_id)
+        .max()
+        .unwrap_or(0);
     let dataset_proxies = if objective.kind == ObjectiveKind::Hardware {
         None
     } else {
@@ -541,32 +544,30 @@ struct Prepared {
 /// Forms the training rows and the fixed split.
 fn prepare(
     objective: &Objective,
-    evaluations: &[crate::store::models::TrainingEvaluation],
+    evaluations: &[crate::store::models::TrainingArchitecture],
     proxies: Option<&HashMap<Cell, ProxyValues>>,
     config: &RetrainConfig,
 ) -> Result<Prepared, String> {
     let space = Nb201::new();
-    let mut measurements = Vec::with_capacity(evaluations.len());
+    let mut sums = Vec::with_capacity(evaluations.len());
     for e in evaluations {
         let cell = Cell::parse(&e.encoding)
             .map_err(|err| format!("stored architecture {:?}: {}", e.encoding, err.0))?;
-        measurements.push(Measurement {
-            cell,
-            value: e.value,
-        });
+        let count = u64::try_from(e.count).map_err(|_| format!("a count of {}", e.count))?;
+        sums.push((cell, e.value_sum, count));
     }
     // Proxies help only when most rows have them; with proxy dropout a
     // model also learns the rows without.
     let use_proxies = config.train.use_proxies
         && proxies.is_some_and(|p| {
             let keys: std::collections::HashSet<Cell> =
-                measurements.iter().map(|m| m.cell.canonical()).collect();
+                sums.iter().map(|(cell, _, _)| cell.canonical()).collect();
             let with = keys.iter().filter(|k| p.contains_key(k)).count();
             with * 2 >= keys.len().max(1)
         });
-    let set = train::build_training_set(
+    let set = train::build_training_set_from_sums(
         objective,
-        &measurements,
+        sums,
         if use_proxies { proxies } else { None },
         &space,
     )

@@ -128,13 +128,18 @@ pub struct TrainingState {
     pub updated_at_ms: i64,
 }
 
-/// One evaluation as training reads it.
+/// The evaluations of one architecture, as training reads them: summed by
+/// the database, so what a retraining reads grows with the architectures a
+/// study evaluated, not with its evaluations (workers measure the same
+/// networks again and again; a 10-minute soak showed resident memory
+/// climbing with every retraining while rows were read one by one).
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrainingEvaluation {
-    pub id: i64,
+pub struct TrainingArchitecture {
     pub encoding: String,
-    pub canonical_key: String,
-    pub value: f64,
+    pub value_sum: f64,
+    pub count: i64,
+    /// The newest evaluation among them.
+    pub max_evaluation_id: i64,
 }
 
 /// Held while training: on PostgreSQL a session advisory lock on a
@@ -537,17 +542,19 @@ impl Store {
             .collect()
     }
 
-    /// The evaluations training reads for one study and objective.
-    pub async fn training_evaluations(
+    /// What training reads for one study and objective: one summary per
+    /// architecture evaluated, in architecture order.
+    pub async fn training_architectures(
         &self,
         study: &str,
         objective: &str,
-    ) -> Result<Vec<TrainingEvaluation>, StoreError> {
+    ) -> Result<Vec<TrainingArchitecture>, StoreError> {
         let study_id = self.study_id(study_or_default(study)).await?;
         let rows = sqlx::query(
-            "SELECT e.id, a.encoding, a.canonical_key, e.value FROM evaluations e \
+            "SELECT a.encoding, SUM(e.value), COUNT(*), MAX(e.id) FROM evaluations e \
              JOIN architectures a ON a.id = e.architecture_id \
-             WHERE e.study_id = $1 AND e.objective = $2 AND e.excluded = $3 ORDER BY e.id",
+             WHERE e.study_id = $1 AND e.objective = $2 AND e.excluded = $3 \
+             GROUP BY a.id, a.encoding ORDER BY a.id",
         )
         .bind(study_id)
         .bind(objective)
@@ -556,11 +563,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(TrainingEvaluation {
-                    id: r.try_get(0)?,
-                    encoding: r.try_get(1)?,
-                    canonical_key: r.try_get(2)?,
-                    value: r.try_get(3)?,
+                Ok(TrainingArchitecture {
+                    encoding: r.try_get(0)?,
+                    value_sum: r.try_get(1)?,
+                    count: r.try_get(2)?,
+                    max_evaluation_id: r.try_get(3)?,
                 })
             })
             .collect()

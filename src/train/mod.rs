@@ -235,22 +235,39 @@ pub fn build_training_set(
     proxies: Option<&HashMap<Cell, ProxyValues>>,
     space: &Nb201,
 ) -> Result<TrainingSet, TrainError> {
+    build_training_set_from_sums(
+        objective,
+        measurements.iter().map(|m| (m.cell, m.value, 1)),
+        proxies,
+        space,
+    )
+}
+
+/// [`build_training_set`] from measurements already summed per cell:
+/// `(cell, sum of values, how many)`. Rows are the mean per canonical
+/// network (accuracy, robustness) or per cell as sent (hardware).
+pub fn build_training_set_from_sums(
+    objective: &Objective,
+    sums: impl IntoIterator<Item = (Cell, f64, u64)>,
+    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    space: &Nb201,
+) -> Result<TrainingSet, TrainError> {
     let feature_names = feature_names_for(objective, space, proxies.is_some());
     let map = FeatureMap::resolve(space, &feature_names).map_err(|e| TrainError::Data {
         objective: objective.id.clone(),
         message: e.to_string(),
     })?;
     // Deterministic order: BTreeMap by cell.
-    let mut groups: BTreeMap<Cell, (f64, u32)> = BTreeMap::new();
-    for m in measurements {
+    let mut groups: BTreeMap<Cell, (f64, u64)> = BTreeMap::new();
+    for (cell, sum, n) in sums {
         let key = if objective.kind.depends_on_canonical_cell() {
-            m.cell.canonical()
+            cell.canonical()
         } else {
-            m.cell
+            cell
         };
         let e = groups.entry(key).or_insert((0.0, 0));
-        e.0 += m.value;
-        e.1 += 1;
+        e.0 += sum;
+        e.1 += n;
     }
     let mut set = TrainingSet {
         feature_names,
@@ -267,7 +284,8 @@ pub fn build_training_set(
                 .unwrap_or(ProxyValues::MISSING)
         });
         map.push_row(&features, p.as_ref(), &mut set.rows);
-        set.targets.push(sum / f64::from(n));
+        // Counts stay far below 2^53, where u64 -> f64 is exact.
+        set.targets.push(sum / n as f64);
         set.cells.push(cell);
     }
     Ok(set)
@@ -513,4 +531,55 @@ pub fn load_all_proxies(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objectives::catalogue;
+
+    #[test]
+    fn rows_from_sums_equal_rows_from_the_measurements_they_sum() {
+        let space = Nb201::new();
+        let cells: Vec<Cell> = Cell::all().take(40).collect();
+        for id in ["cifar10/val_acc_200ep", "cifar10/edgegpu_latency"] {
+            let objective = catalogue()
+                .into_iter()
+                .find(|o| o.id == id)
+                .expect("in the catalogue");
+            // Each cell measured 1 to 3 times, with different values.
+            let measurements: Vec<Measurement> = cells
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &cell)| {
+                    (0..=i % 3).map(move |k| Measurement {
+                        cell,
+                        value: (i * 7 + k) as f64 * 0.25,
+                    })
+                })
+                .collect();
+            let mut sums: BTreeMap<Cell, (f64, u64)> = BTreeMap::new();
+            for m in &measurements {
+                let e = sums.entry(m.cell).or_default();
+                e.0 += m.value;
+                e.1 += 1;
+            }
+            let direct = build_training_set(&objective, &measurements, None, &space).expect("set");
+            let summed = build_training_set_from_sums(
+                &objective,
+                sums.into_iter().map(|(c, (s, n))| (c, s, n)),
+                None,
+                &space,
+            )
+            .expect("set");
+            assert_eq!(direct.cells, summed.cells, "{id}");
+            assert_eq!(direct.rows, summed.rows, "{id}");
+            for (a, b) in direct.targets.iter().zip(&summed.targets) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                    "{id}: {a} vs {b}"
+                );
+            }
+        }
+    }
 }
