@@ -886,8 +886,13 @@ async fn the_hostile_input_catalogue() {
     // grows its per-thread arenas over the first passes and then holds
     // them (measured: +18 MB in pass 1, +6 MB over passes 2-4, flat from
     // pass 5 on). What must stay flat is memory over the passes after
-    // warm-up, where a leak would show as growth per pass.
+    // warm-up, where a leak would show as growth per pass. The reference
+    // is the highest reading after any warm-up pass: how much a stalled
+    // reader makes the allocator map depends on timing (on a loaded
+    // machine a later pass can map more than an earlier one), so the
+    // reading after the last warm-up pass alone is noise.
     let mut cases = 0;
+    let mut warm_kib = 0;
     for pass in 1..=WARM_UP_PASSES {
         let (stored, n) = one_pass(&server, pass).await;
         for row in stored {
@@ -896,8 +901,8 @@ async fn the_hostile_input_catalogue() {
             }
         }
         cases = n;
+        warm_kib = warm_kib.max(server.resident_kib());
     }
-    let warm_kib = server.resident_kib();
     for pass in WARM_UP_PASSES + 1..=PASSES {
         let (stored, n) = one_pass(&server, pass).await;
         assert_eq!(n, cases);
@@ -924,7 +929,7 @@ async fn the_hostile_input_catalogue() {
     );
     let after_kib = server.resident_kib();
     println!(
-        "resident: {ordinary_kib} KiB after ordinary traffic, {warm_kib} KiB after warm-up, {after_kib} KiB after {PASSES} passes"
+        "resident: {ordinary_kib} KiB after ordinary traffic, at most {warm_kib} KiB after a warm-up pass, {after_kib} KiB after {PASSES} passes"
     );
     assert!(
         after_kib * 10 <= warm_kib * 11,
