@@ -529,3 +529,70 @@ async fn a_budget_may_be_missing_in_one_report_and_given_in_the_next(store: &Sto
     let budgets: Vec<Option<f64>> = rows.iter().map(|r| r.budget).collect();
     assert_eq!(budgets, vec![None, Some(12.0), None, Some(200.0)]);
 }
+
+/// PostgreSQL ending the store's sessions (pg_terminate_backend, as an
+/// administrator, a restart or a failover does) is an outage the caller
+/// may retry, not an internal error; and the pool reconnects afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_postgres_sessions_are_unavailable_then_recovered() {
+    use sqlx::Connection;
+    let t = common::TestStore::postgres().await;
+    let store = &t.store;
+    store
+        .record(&[eval("before", "000100", 40.0)])
+        .await
+        .unwrap();
+    let name = t
+        .postgres_database()
+        .expect("a PostgreSQL store")
+        .to_owned();
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url())
+        .await
+        .expect("admin connection");
+    // Keep the pool's connections busy in a query, then end them.
+    let busy = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for _ in 0..200 {
+                if let Err(e) = store
+                    .measured_values(
+                        "default",
+                        &[("nb201", "000100", "000100")],
+                        &["cifar10/val_acc_200ep"],
+                    )
+                    .await
+                {
+                    errors.push(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            errors
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for _ in 0..5 {
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .expect("terminate");
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    let errors = busy.await.expect("task");
+    println!("{} lookups met the outage", errors.len());
+    for e in &errors {
+        assert!(e.is_unavailable(), "not an outage: {e}");
+    }
+    // Afterwards the pool reconnects and nothing was lost.
+    store
+        .record(&[eval("after", "000100", 41.0)])
+        .await
+        .unwrap();
+    assert_eq!(count(store, &["default"]).await, 2);
+    admin.close().await.expect("close");
+    t.cleanup().await;
+}

@@ -95,15 +95,44 @@ impl StoreError {
     /// Whether the database could not be reached (as opposed to refusing a
     /// request): the client should retry with the same idempotency keys.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Database(
                 sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            )
-        )
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // The server ended the session (an administrator's
+            // pg_terminate_backend, a restart, a failover) or cannot take
+            // one now: the soak test's outage hit a prediction's
+            // measured-values lookup with 57P01, answered INTERNAL.
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|code| is_unavailable_sqlstate(&code))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATEs that mean "the database is away", not "the request is wrong":
+/// class 08 (connection exceptions), 57P01-57P03 (shutdown, crash, not
+/// accepting connections yet) and 53300 (too many connections).
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_of_a_departed_server_are_unavailable_and_others_are_not() {
+        for code in ["08006", "08003", "57P01", "57P02", "57P03", "53300"] {
+            assert!(is_unavailable_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "22P02", "42P01", "40001", "57014"] {
+            assert!(!is_unavailable_sqlstate(code), "{code}");
+        }
     }
 }
 

@@ -120,6 +120,11 @@ impl TestStore {
         }
     }
 
+    /// The test database's name, on PostgreSQL.
+    pub fn postgres_database(&self) -> Option<&str> {
+        self.database.as_ref().map(|d| d.name.as_str())
+    }
+
     pub async fn cleanup(self) {
         self.store.close().await;
         if let Some(database) = self.database {
