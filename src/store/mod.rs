@@ -470,7 +470,7 @@ impl Store {
             .map(|(j, o)| (*o, j))
             .collect();
         let keys: Vec<(&str, &str)> = by_key.keys().copied().collect();
-        for chunk in keys.chunks(500) {
+        for chunk in keys.chunks(512) {
             let mut sql = String::from(
                 "SELECT a.search_space, a.encoding, a.canonical_key, e.objective, e.value \
                  FROM evaluations e JOIN studies s ON s.id = e.study_id JOIN architectures a ON a.id = e.architecture_id \
@@ -482,8 +482,14 @@ impl Store {
                 n += 1;
                 sql.push_str(&format!("{}${n}", if j > 0 { ", " } else { "" }));
             }
+            // The key list is padded to a power of two (repeating the last
+            // key changes no result), so that batches of every size share
+            // a handful of statement texts: each text is prepared and
+            // cached on every pooled connection, and one text per batch
+            // size kept a soak's memory creeping up.
+            let slots = chunk.len().next_power_of_two();
             sql.push_str(") AND a.canonical_key IN (");
-            for k in 0..chunk.len() {
+            for k in 0..slots {
                 n += 1;
                 sql.push_str(&format!("{}${n}", if k > 0 { ", " } else { "" }));
             }
@@ -492,8 +498,8 @@ impl Store {
             for o in objectives {
                 q = q.bind(*o);
             }
-            for (_, key) in chunk {
-                q = q.bind(*key);
+            for k in 0..slots {
+                q = q.bind(chunk[k.min(chunk.len() - 1)].1);
             }
             for r in q.fetch_all(&self.pool).await? {
                 let space: String = r.try_get(0)?;
