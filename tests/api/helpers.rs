@@ -115,9 +115,8 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts a server over a fresh copy of the fixture models, waits until it
-/// has loaded them, and connects a client.
-pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+/// A fresh model directory holding the fixture models.
+pub async fn fixture_models_dir() -> tempfile::TempDir {
     let models = tokio::task::spawn_blocking(fixture_models)
         .await
         .expect("fixture");
@@ -125,6 +124,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     for m in models {
         write_model(models_dir.path(), m).expect("write model");
     }
+    models_dir
+}
+
+/// Starts a server over a fresh copy of the fixture models, waits until it
+/// has loaded them, and connects a client.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let models_dir = fixture_models_dir().await;
     let mut config = ServeConfig::new("127.0.0.1:0".parse().expect("addr"), models_dir.path());
     config.reload_interval = Duration::from_millis(20);
     // The embedded store, in this test's own folder.

@@ -8,13 +8,13 @@
 //! catalogue deliberately records.
 
 use bytes::Bytes;
+use nasperf::proto::v1::predictor_client::PredictorClient;
 use nasperf::proto::v1::{
     ActivateModelRequest, CreateStudyRequest, Direction, Evaluation, GetStudyRequest,
     ListEvaluationsRequest, ParetoRankRequest, PredictRequest, RankedObjective,
     RecordEvaluationsRequest, RetrainRequest, models_client::ModelsClient,
     store_client::StoreClient,
 };
-use nasperf::{proto::v1::predictor_client::PredictorClient, train::write_model};
 use tonic::{Code, Request, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -22,7 +22,7 @@ use tonic_health::pb::{
 
 use crate::{
     helpers::{
-        BEST_CELL, OBJECTIVES, ServerProcess, best_cell_evaluation, candidate, fixture_models,
+        BEST_CELL, OBJECTIVES, ServerProcess, best_cell_evaluation, candidate, fixture_models_dir,
         request,
     },
     raw_grpc::{Ending, RawConnection, ending, frame},
@@ -198,6 +198,21 @@ fn check(name: &str, got: Ending, code: Code, wrong: &mut Vec<String>) {
     }
 }
 
+/// One call on a fresh bare HTTP/2 connection, checked against `code`.
+async fn raw_case(
+    addr: std::net::SocketAddr,
+    name: &str,
+    (path, headers, body): (&str, &[(&str, &str)], Bytes),
+    code: Code,
+    wrong: &mut Vec<String>,
+) {
+    let got = RawConnection::open(addr)
+        .await
+        .call(path, headers, body)
+        .await;
+    check(name, got, code, wrong);
+}
+
 /// The cases no generated client sends, over bare HTTP/2. Returns the
 /// rows they deliberately store, and how many cases ran.
 async fn raw_cases(server: &ServerProcess, wrong: &mut Vec<String>) -> (Vec<(String, f64)>, usize) {
@@ -207,17 +222,15 @@ async fn raw_cases(server: &ServerProcess, wrong: &mut Vec<String>) -> (Vec<(Str
     // A message cut in the middle, then the end of the stream: nothing of
     // it is stored.
     let whole = record_message("cut-in-the-middle", 1.0);
-    let got = RawConnection::open(addr)
-        .await
-        .call(RECORD_STREAM, &[], whole.slice(..whole.len() / 2))
-        .await;
     cases += 1;
-    check(
+    raw_case(
+        addr,
         "record stream: a message cut in the middle",
-        got,
+        (RECORD_STREAM, &[], whole.slice(..whole.len() / 2)),
         Code::Internal,
         wrong,
-    );
+    )
+    .await;
 
     // Only the 5-byte prefix, promising a message that never comes. tonic
     // (0.14) ends such a stream as if it were complete, so the call
@@ -249,32 +262,28 @@ async fn raw_cases(server: &ServerProcess, wrong: &mut Vec<String>) -> (Vec<(Str
     // A prefix promising 1 GiB: refused from the prefix, nothing buffered.
     let mut huge = bytes::BytesMut::from(&whole[..]);
     huge[1..5].copy_from_slice(&(1u32 << 30).to_be_bytes());
-    let got = RawConnection::open(addr)
-        .await
-        .call(RECORD_STREAM, &[], huge.freeze())
-        .await;
     cases += 1;
-    check(
+    raw_case(
+        addr,
         "record stream: a prefix promising 1 GiB",
-        got,
+        (RECORD_STREAM, &[], huge.freeze()),
         Code::OutOfRange,
         wrong,
-    );
+    )
+    .await;
 
     // The compressed flag without a grpc-encoding.
     let mut flagged = bytes::BytesMut::from(&whole[..]);
     flagged[0] = 1;
-    let got = RawConnection::open(addr)
-        .await
-        .call(RECORD_STREAM, &[], flagged.freeze())
-        .await;
     cases += 1;
-    check(
+    raw_case(
+        addr,
         "record stream: compressed flag, no encoding",
-        got,
+        (RECORD_STREAM, &[], flagged.freeze()),
         Code::Internal,
         wrong,
-    );
+    )
+    .await;
 
     // One whole message, then half of another: the whole one was committed
     // before the stream broke (the call fails, so it was never
@@ -282,17 +291,15 @@ async fn raw_cases(server: &ServerProcess, wrong: &mut Vec<String>) -> (Vec<(Str
     let mut body = bytes::BytesMut::from(&record_message("whole-then-cut", 2.0)[..]);
     let second = record_message("after-the-cut", 3.0);
     body.extend_from_slice(&second[..second.len() - 3]);
-    let got = RawConnection::open(addr)
-        .await
-        .call(RECORD_STREAM, &[], body.freeze())
-        .await;
     cases += 1;
-    check(
+    raw_case(
+        addr,
         "record stream: a whole message, then a cut one",
-        got,
+        (RECORD_STREAM, &[], body.freeze()),
         Code::Internal,
         wrong,
-    );
+    )
+    .await;
     let (code, message, outcomes) = run(
         &server.channel,
         Case::Record(RecordEvaluationsRequest {
@@ -335,44 +342,43 @@ async fn raw_cases(server: &ServerProcess, wrong: &mut Vec<String>) -> (Vec<(Str
 
     // A deadline that passed on arrival, not enforced by the client: the
     // server itself answers DEADLINE_EXCEEDED.
-    let got = RawConnection::open(addr)
-        .await
-        .call(
+    cases += 1;
+    raw_case(
+        addr,
+        "predict: a deadline past on arrival (raw)",
+        (
             "/nasperf.v1.Predictor/Predict",
             &[("grpc-timeout", "1n")],
             frame(&request(vec![candidate(BEST_CELL); 10_000], &[])),
-        )
-        .await;
-    cases += 1;
-    check(
-        "predict: a deadline past on arrival (raw)",
-        got,
+        ),
         Code::DeadlineExceeded,
         wrong,
-    );
+    )
+    .await;
 
-    let got = RawConnection::open(addr)
-        .await
-        .call("/nasperf.v1.Predictor/DropTables", &[], Bytes::new())
-        .await;
     cases += 1;
-    check("an unknown method", got, Code::Unimplemented, wrong);
+    raw_case(
+        addr,
+        "an unknown method",
+        ("/nasperf.v1.Predictor/DropTables", &[], Bytes::new()),
+        Code::Unimplemented,
+        wrong,
+    )
+    .await;
 
-    let got = RawConnection::open(addr)
-        .await
-        .call(
+    cases += 1;
+    raw_case(
+        addr,
+        "predict: bytes that are not a protobuf",
+        (
             "/nasperf.v1.Predictor/Predict",
             &[],
             Bytes::from_static(&[0, 0, 0, 0, 3, 0xff, 0xff, 0xff]),
-        )
-        .await;
-    cases += 1;
-    check(
-        "predict: bytes that are not a protobuf",
-        got,
+        ),
         Code::Internal,
         wrong,
-    );
+    )
+    .await;
 
     (vec![("whole-then-cut".to_owned(), 2.0)], cases)
 }
@@ -852,13 +858,7 @@ async fn one_pass(server: &ServerProcess, pass: usize) -> (Vec<(String, f64)>, u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hostile_input_catalogue() {
-    let models = tokio::task::spawn_blocking(fixture_models)
-        .await
-        .expect("fixture");
-    let models_dir = tempfile::tempdir().expect("dir");
-    for m in models {
-        write_model(models_dir.path(), m).expect("write model");
-    }
+    let models_dir = fixture_models_dir().await;
     // The allocator setting the container image runs with (Dockerfile).
     let server = ServerProcess::start_with_env(
         &[
