@@ -44,6 +44,9 @@ pub enum Command {
     /// List, export or import the model versions in the evaluation store.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Measure every hot path beside its baseline from the same run
+    /// (docs/performance.md).
+    Bench(BenchArgs),
 }
 
 /// Where the evaluation store is.
@@ -356,6 +359,32 @@ pub struct PredictArgs {
     /// Answer what this study has measured with the measured value.
     #[arg(long, default_value = "")]
     pub study: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Benchmark tables to train the measured models on and draw
+    /// candidates from.
+    #[arg(long, env = "NASPERF_BENCHDATA")]
+    pub bench: PathBuf,
+
+    /// A smoke run: three objectives, short measurements (what CI runs;
+    /// its timings mean little).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Also write the report as a Markdown table here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+
+    /// PostgreSQL URL on whose server the ingest benchmark creates (and
+    /// drops) databases of its own; without it, no ingest figures.
+    #[arg(long, env = "NASPERF_BENCH_POSTGRES", hide_env_values = true)]
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Args)]

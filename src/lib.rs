@@ -4,7 +4,8 @@
 //! architectures; [`objectives`] is the catalogue of what can be predicted;
 //! [`bench`] reads public benchmark tables; [`train`] fits models;
 //! [`model`] evaluates a saved model; [`registry`] loads, validates and
-//! hot-swaps models; [`service`] is the gRPC API; [`startup`] wires a server.
+//! hot-swaps models; [`service`] is the gRPC API; [`startup`] wires a server; [`perf`] is
+//! `nasperf bench`, the performance suite.
 
 pub use nasperf_core::{bench, dataset, features, model, objectives, space};
 
@@ -14,6 +15,7 @@ pub mod commands;
 pub mod metrics;
 pub mod middleware;
 pub mod pareto;
+pub mod perf;
 pub mod predict;
 pub mod proto;
 pub mod registry;

@@ -1,5 +1,6 @@
 //! What each subcommand does. `main.rs` only parses and calls [`run`].
 
+mod bench;
 mod import;
 pub mod models;
 mod predict;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args).await,
         Command::Retrain(args) => retrain::run(args).await,
         Command::Models(command) => models::run(command).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Objectives(args) => {
             if args.markdown {
                 print!("{}", crate::objectives::markdown());
