@@ -381,6 +381,16 @@ pub struct BenchArgs {
     #[arg(long)]
     pub markdown: Option<PathBuf>,
 
+    /// Keep the models the retraining section trains in this folder
+    /// (a temporary one otherwise).
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+
+    /// Measure the models already in `--models` instead of training them
+    /// (no retraining figures then).
+    #[arg(long, requires = "models")]
+    pub reuse_models: bool,
+
     /// PostgreSQL URL on whose server the ingest benchmark creates (and
     /// drops) databases of its own; without it, no ingest figures.
     #[arg(long, env = "NASPERF_BENCH_POSTGRES", hide_env_values = true)]

@@ -300,27 +300,36 @@ pub fn predict(
             values: Vec::with_capacity(models.len()),
         })
         .collect();
-    let mut row = Vec::new();
+    // One model at a time over the whole batch: its trees stay in cache
+    // while every candidate goes through them.
+    let (mut rows, mut values) = (Vec::new(), Vec::new());
     for Chosen {
         objective, model, ..
     } in &models
     {
         let model_space = model.space.name();
+        if let Some(index) = parsed.iter().position(|(space, ..)| *space != model_space) {
+            return Err(PredictError::SpaceMismatch {
+                index,
+                objective: objective.clone(),
+                expected: model_space.to_owned(),
+                got: parsed[index].0.to_owned(),
+            });
+        }
         // A model uses proxies only when they were computed on its dataset.
         let proxies_apply = dataset == Some(model.dataset);
-        for (index, (space, arch, proxies)) in parsed.iter().enumerate() {
-            if *space != model_space {
-                return Err(PredictError::SpaceMismatch {
-                    index,
-                    objective: objective.clone(),
-                    expected: model_space.to_owned(),
-                    got: (*space).to_owned(),
-                });
-            }
-            let p = proxies.as_ref().filter(|_| proxies_apply);
-            predictions[index]
-                .values
-                .push(model.predict(&arch.features, p, &mut row));
+        model.predict_batch(
+            parsed.iter().map(|(_, arch, proxies)| {
+                (
+                    arch.features.as_slice(),
+                    proxies.as_ref().filter(|_| proxies_apply),
+                )
+            }),
+            &mut rows,
+            &mut values,
+        );
+        for (prediction, &value) in predictions.iter_mut().zip(&values) {
+            prediction.values.push(value);
         }
     }
     Ok(PredictOutput {

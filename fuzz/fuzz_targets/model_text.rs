@@ -1,7 +1,7 @@
 //! LightGBM model text, as a server loads it from a model directory or the
 //! store: whatever the text, parsing refuses it or yields a forest that
 //! predicts every row without panicking, looping or producing garbage from
-//! out-of-range indices.
+//! out-of-range indices, one row at a time and in a batch alike.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +13,8 @@ fuzz_target!(|text: &str| {
     };
     assert!(forest.num_trees() > 0);
     let width = forest.feature_names().len();
+    let mut rows = Vec::new();
+    let mut singles = Vec::new();
     for fill in [
         0.0,
         -1.0,
@@ -24,7 +26,15 @@ fuzz_target!(|text: &str| {
     ] {
         // Leaf values are finite, so a finite sum is the only possible
         // answer unless the forest is huge; either way it must return.
-        let _ = forest.predict(&vec![fill; width]);
+        let row = vec![fill; width];
+        singles.push(forest.predict(&row));
+        rows.extend(row);
+    }
+    // The batch path walks the same trees: the same answers, bit for bit.
+    let mut batch = vec![0.0; singles.len()];
+    forest.predict_batch(&rows, &mut batch);
+    for (b, s) in batch.iter().zip(&singles) {
+        assert_eq!(b.to_bits(), s.to_bits());
     }
     // Parsing is a function of the text.
     assert_eq!(Forest::parse(text).as_ref(), Ok(&forest));

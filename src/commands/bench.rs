@@ -11,8 +11,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         exe: std::env::current_exe().context("locating the nasperf binary")?,
         postgres_admin_url: args.postgres,
         quick: args.quick,
+        models_dir: args.models,
+        reuse_models: args.reuse_models,
     };
-    let report = perf::run(&options).await?;
+    let mut report = perf::Report::new(options.quick);
+    let outcome = perf::run(&options, &mut report).await;
+    // What was measured is shown even when a later section failed.
     let table = report.markdown();
     println!("{table}");
     if let Some(path) = &args.json {
@@ -22,6 +26,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.markdown {
         std::fs::write(path, &table).with_context(|| format!("writing {}", path.display()))?;
     }
+    outcome?;
     let missed = report.targets_missed();
     if !missed.is_empty() {
         // Timings are reported, not enforced: a noisy machine must not fail

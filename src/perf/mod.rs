@@ -37,6 +37,10 @@ pub struct Options {
     pub postgres_admin_url: Option<String>,
     /// A smoke run: few objectives, short budgets.
     pub quick: bool,
+    /// Where trained models are kept; a temporary folder when `None`.
+    pub models_dir: Option<PathBuf>,
+    /// Measure the models in `models_dir` instead of training.
+    pub reuse_models: bool,
 }
 
 impl Options {
@@ -76,10 +80,10 @@ const RETRAIN_REFERENCE: [&str; 2] = ["cifar10/val_acc_200ep", "cifar10/edgegpu_
 
 const BATCH_SIZES: [usize; 3] = [1, 100, 10_000];
 
-/// Runs every section; the report holds what was measured. Fails when a
-/// section cannot run or a correctness check fails, never on a timing.
-pub async fn run(options: &Options) -> anyhow::Result<Report> {
-    let mut report = Report::new(options.quick);
+/// Runs every section into `report`, which keeps what was measured even
+/// when a later section fails. Fails when a section cannot run or a
+/// correctness check fails, never on a timing.
+pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let objectives = options.objectives();
     let steps = objectives.len() + 1 + BATCH_SIZES.len() + 4 + 1 + 3;
     let bar = ProgressBar::new(steps as u64);
@@ -87,37 +91,43 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let models = tempfile::tempdir().context("a folder for the trained models")?;
+    let scratch = tempfile::tempdir().context("a folder for the trained models")?;
+    let models_dir = options.models_dir.clone().unwrap_or_else(|| scratch.path().to_owned());
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
-    let (bench_dir, models_dir, config, b) =
-        (options.bench_dir.clone(), models.path().to_owned(), options.train_config(), bar.clone());
-    let reference: Vec<&str> = RETRAIN_REFERENCE
-        .into_iter()
-        .filter(|id| objectives.iter().any(|o| o.id == *id))
-        .collect();
-    report.figures.extend(
-        tokio::task::spawn_blocking(move || {
-            models::retrain(&bench_dir, &objectives, &reference, &config, cores, &models_dir, &b)
-        })
-        .await??,
-    );
+    if options.reuse_models {
+        report.skipped.push(format!("retrain: measuring the models in {}", models_dir.display()));
+    } else {
+        std::fs::create_dir_all(&models_dir).with_context(|| format!("creating {}", models_dir.display()))?;
+        let (bench_dir, dir, config, b) =
+            (options.bench_dir.clone(), models_dir.clone(), options.train_config(), bar.clone());
+        let reference: Vec<&str> = RETRAIN_REFERENCE
+            .into_iter()
+            .filter(|id| objectives.iter().any(|o| o.id == *id))
+            .collect();
+        report.figures.extend(
+            tokio::task::spawn_blocking(move || {
+                models::retrain(&bench_dir, &objectives, &reference, &config, cores, &dir, &b)
+            })
+            .await??,
+        );
+    }
 
-    let (bench_dir, models_dir, b) = (options.bench_dir.clone(), models.path().to_owned(), bar.clone());
+    let (bench_dir, dir, b) = (options.bench_dir.clone(), models_dir.clone(), bar.clone());
     let budget = options.budget();
     let (workload, figures) = tokio::task::spawn_blocking(move || {
-        let workload = models::Workload::load(&models_dir, &bench_dir)?;
-        let mut figures = models::equality(&workload, &models_dir, &b)?;
+        let workload = models::Workload::load(&dir, &bench_dir)?;
+        let mut figures = models::equality(&workload, &dir, &b)?;
         b.inc(1);
-        figures.extend(models::evaluation(&workload, &models_dir, &BATCH_SIZES, budget, &b)?);
+        figures.extend(models::evaluation(&workload, &dir, &BATCH_SIZES, budget, &b)?);
         anyhow::Ok((workload, figures))
     })
     .await??;
     report.figures.extend(figures);
     let workload = Arc::new(workload);
 
-    report.figures.extend(grpc::serving(&options.exe, models.path(), Arc::clone(&workload), budget, &bar).await?);
-    report.figures.extend(grpc::hot_reload(&options.exe, models.path(), workload, budget * 2, &bar).await?);
+    report.figures.extend(grpc::serving(&options.exe, &models_dir, Arc::clone(&workload), budget, &bar).await?);
+    report.figures.extend(grpc::hot_reload(&options.exe, &models_dir, workload, budget * 2, &bar).await?);
 
     match &options.postgres_admin_url {
         Some(url) => report.figures.extend(
@@ -128,5 +138,5 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             .push("ingest: no PostgreSQL given (--postgres or NASPERF_BENCH_POSTGRES)".to_owned()),
     }
     bar.finish_with_message("done");
-    Ok(report)
+    Ok(())
 }

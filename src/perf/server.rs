@@ -44,6 +44,9 @@ impl ServerProcess {
             // An inherited NASPERF_SERVE_BENCH would import and train the
             // tables at start: the benchmarks choose what the server loads.
             .env_remove("NASPERF_SERVE_BENCH")
+            // The address is read from the info-level start-up line, whatever
+            // filter the benchmark itself runs with.
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

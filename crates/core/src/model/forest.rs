@@ -42,50 +42,57 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ForestError> {
     Err(ForestError(msg.into()))
 }
 
-/// One regression tree in flat arrays. Child indices >= 0 are internal
-/// nodes, < 0 are `!leaf`.
-#[derive(Debug, Clone, PartialEq)]
-struct Tree {
-    split_feature: Vec<u32>,
-    threshold: Vec<f64>,
-    decision_type: Vec<u8>,
-    left: Vec<i32>,
-    right: Vec<i32>,
-    leaf_value: Vec<f64>,
+/// One split. Every tree's nodes live in one array ([`Forest::nodes`]), so
+/// a node is one 24-byte read, not one read per field.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Node {
+    threshold: f64,
+    feature: u32,
+    /// Where to go: >= 0 an index into [`Forest::nodes`], < 0 `!index`
+    /// into [`Forest::leaves`].
+    left: i32,
+    right: i32,
+    missing: Missing,
 }
 
-impl Tree {
-    #[inline]
-    fn predict(&self, row: &[f64]) -> f64 {
-        if self.split_feature.is_empty() {
-            return self.leaf_value[0];
-        }
-        let mut node = 0usize;
-        loop {
-            let mut value = row[self.split_feature[node] as usize];
-            let decision = self.decision_type[node];
-            let missing = (decision >> 2) & 3;
-            if value.is_nan() && missing != MISSING_NAN {
-                value = 0.0;
+/// LightGBM's missing-value handling of one split, decoded at parse time
+/// from `decision_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// NaN counts as 0.0; no default branch.
+    None,
+    /// Zero (and NaN, counted as zero) takes the default branch.
+    Zero { default_left: bool },
+    /// NaN takes the default branch.
+    Nan { default_left: bool },
+}
+
+impl Node {
+    #[inline(always)]
+    fn next(&self, row: &[f64]) -> i32 {
+        let value = row[self.feature as usize];
+        let go_left = match self.missing {
+            Missing::None => {
+                let value = if value.is_nan() { 0.0 } else { value };
+                value <= self.threshold
             }
-            let go_left = if (missing == MISSING_ZERO
-                && (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&value))
-                || (missing == MISSING_NAN && value.is_nan())
-            {
-                decision & DEFAULT_LEFT_MASK != 0
-            } else {
-                value <= self.threshold[node]
-            };
-            let next = if go_left {
-                self.left[node]
-            } else {
-                self.right[node]
-            };
-            if next < 0 {
-                return self.leaf_value[!next as usize];
+            Missing::Zero { default_left } => {
+                let value = if value.is_nan() { 0.0 } else { value };
+                if (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&value) {
+                    default_left
+                } else {
+                    value <= self.threshold
+                }
             }
-            node = next as usize;
-        }
+            Missing::Nan { default_left } => {
+                if value.is_nan() {
+                    default_left
+                } else {
+                    value <= self.threshold
+                }
+            }
+        };
+        if go_left { self.left } else { self.right }
     }
 }
 
@@ -93,9 +100,19 @@ impl Tree {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forest {
     feature_names: Vec<String>,
-    trees: Vec<Tree>,
+    /// Every tree's splits; a tree's children come after it.
+    nodes: Vec<Node>,
+    /// Every tree's leaf values.
+    leaves: Vec<f64>,
+    /// Where each tree starts: a node index (>= 0), or `!leaf` for a tree
+    /// that is a single leaf.
+    roots: Vec<i32>,
     average_output: bool,
 }
+
+/// Rows evaluated together by [`Forest::predict_batch`]: each tree is read
+/// once per block and stays in cache while the block's rows go through it.
+const BLOCK_ROWS: usize = 64;
 
 impl Forest {
     pub fn feature_names(&self) -> &[String] {
@@ -103,7 +120,24 @@ impl Forest {
     }
 
     pub fn num_trees(&self) -> usize {
-        self.trees.len()
+        self.roots.len()
+    }
+
+    #[inline(always)]
+    fn tree_output(&self, root: i32, row: &[f64]) -> f64 {
+        let mut at = root;
+        while at >= 0 {
+            at = self.nodes[at as usize].next(row);
+        }
+        self.leaves[!at as usize]
+    }
+
+    fn finish(&self, sum: f64) -> f64 {
+        if self.average_output {
+            sum / self.roots.len() as f64
+        } else {
+            sum
+        }
     }
 
     /// Predicts one row of `feature_names().len()` values, NaN for missing.
@@ -116,11 +150,42 @@ impl Forest {
             row.len() >= self.feature_names.len(),
             "row too short for the model"
         );
-        let sum: f64 = self.trees.iter().map(|t| t.predict(row)).sum();
-        if self.average_output && !self.trees.is_empty() {
-            sum / self.trees.len() as f64
-        } else {
-            sum
+        let mut sum = 0.0;
+        for &root in &self.roots {
+            sum += self.tree_output(root, row);
+        }
+        self.finish(sum)
+    }
+
+    /// Predicts rows of `feature_names().len()` values each, stored one
+    /// after the other in `rows`, into `out` (one value per row). Equal to
+    /// [`Forest::predict`] row by row, bit for bit: each row's tree outputs
+    /// are added in the same order.
+    ///
+    /// # Panics
+    /// If `rows` is not a whole number of rows or `out` has not one slot
+    /// per row.
+    pub fn predict_batch(&self, rows: &[f64], out: &mut [f64]) {
+        let width = self.feature_names.len();
+        assert!(
+            width > 0 && rows.len() == out.len() * width,
+            "{} values for {} rows of {width}",
+            rows.len(),
+            out.len()
+        );
+        for (block, sums) in rows
+            .chunks(BLOCK_ROWS * width)
+            .zip(out.chunks_mut(BLOCK_ROWS))
+        {
+            sums.fill(0.0);
+            for &root in &self.roots {
+                for (sum, row) in sums.iter_mut().zip(block.chunks_exact(width)) {
+                    *sum += self.tree_output(root, row);
+                }
+            }
+            for sum in sums.iter_mut() {
+                *sum = self.finish(*sum);
+            }
         }
     }
 
@@ -180,7 +245,13 @@ impl Forest {
             ));
         }
 
-        let mut trees = Vec::new();
+        let mut forest = Forest {
+            feature_names,
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+            roots: Vec::new(),
+            average_output,
+        };
         let mut saw_end = false;
         while let Some(line) = lines.next() {
             let line = line.trim();
@@ -202,11 +273,10 @@ impl Forest {
                 }
                 lines.next();
             }
-            let index = trees.len();
-            trees.push(
-                parse_tree(&fields, feature_names.len())
-                    .map_err(|e| ForestError(format!("{line}: {}", e.0)))?,
-            );
+            let index = forest.roots.len();
+            forest
+                .push_tree(&fields)
+                .map_err(|e| ForestError(format!("{line}: {}", e.0)))?;
             if line != format!("Tree={index}") {
                 return err(format!("expected Tree={index}, found {line}"));
             }
@@ -214,15 +284,67 @@ impl Forest {
         if !saw_end {
             return err("no 'end of trees' line: the file is truncated");
         }
-        if trees.is_empty() {
+        if forest.roots.is_empty() {
             return err("the model has no trees");
         }
-        Ok(Forest {
-            feature_names,
-            trees,
-            average_output,
-        })
+        Ok(forest)
     }
+
+    /// Checks one tree's arrays and appends it to the flat ones.
+    fn push_tree(&mut self, fields: &HashMap<String, String>) -> Result<(), ForestError> {
+        let tree = parse_tree(fields, self.feature_names.len())?;
+        let too_big = || ForestError("the model has more than 2^31 nodes or leaves".to_owned());
+        let node_base = i32::try_from(self.nodes.len()).map_err(|_| too_big())?;
+        let leaf_base = i32::try_from(self.leaves.len()).map_err(|_| too_big())?;
+        let (Some(_), Some(_)) = (
+            node_base.checked_add(i32::try_from(tree.split_feature.len()).map_err(|_| too_big())?),
+            leaf_base.checked_add(i32::try_from(tree.leaf_value.len()).map_err(|_| too_big())?),
+        ) else {
+            return Err(too_big());
+        };
+        // Child indices were checked against the tree's sizes, so the
+        // shifted ones stay within the flat arrays.
+        let shift = |child: i32| {
+            if child >= 0 {
+                child + node_base
+            } else {
+                !(!child + leaf_base)
+            }
+        };
+        self.roots.push(if tree.split_feature.is_empty() {
+            !leaf_base
+        } else {
+            node_base
+        });
+        for node in 0..tree.split_feature.len() {
+            let decision = tree.decision_type[node];
+            let default_left = decision & DEFAULT_LEFT_MASK != 0;
+            let missing = match (decision >> 2) & 3 {
+                MISSING_ZERO => Missing::Zero { default_left },
+                MISSING_NAN => Missing::Nan { default_left },
+                _ => Missing::None,
+            };
+            self.nodes.push(Node {
+                threshold: tree.threshold[node],
+                feature: tree.split_feature[node],
+                left: shift(tree.left[node]),
+                right: shift(tree.right[node]),
+                missing,
+            });
+        }
+        self.leaves.extend(tree.leaf_value);
+        Ok(())
+    }
+}
+
+/// One tree's arrays as LightGBM writes them, checked.
+struct Tree {
+    split_feature: Vec<u32>,
+    threshold: Vec<f64>,
+    decision_type: Vec<u8>,
+    left: Vec<i32>,
+    right: Vec<i32>,
+    leaf_value: Vec<f64>,
 }
 
 fn parse_scalar<T: std::str::FromStr>(
@@ -345,6 +467,27 @@ mod tests {
         assert_eq!(f.predict(&[1.0, 0.0]), 2.0 + 20.0);
         // ...and so does NaN there, as LightGBM maps it to zero first.
         assert_eq!(f.predict(&[1.0, f64::NAN]), 2.0 + 20.0);
+    }
+
+    #[test]
+    fn a_batch_equals_row_by_row_bit_for_bit() {
+        let f = Forest::parse(MODEL).unwrap();
+        // More rows than a block, not a multiple of it, with every kind of
+        // missing value.
+        let specials = [f64::NAN, 0.0, -0.0, 0.5, 1.0, 2.0, -3.0, 1e-40];
+        let rows: Vec<f64> = (0..2 * BLOCK_ROWS + 5)
+            .flat_map(|i| [specials[i % 8], specials[(i / 8) % 8]])
+            .collect();
+        let mut out = vec![f64::NAN; rows.len() / 2];
+        f.predict_batch(&rows, &mut out);
+        for (row, got) in rows.chunks(2).zip(&out) {
+            assert_eq!(got.to_bits(), f.predict(row).to_bits(), "{row:?}");
+        }
+        // A forest in random-forest mode averages.
+        let averaged = Forest::parse(&MODEL.replace("objective=regression\n", "objective=regression\naverage_output\n")).unwrap();
+        let mut out = [0.0];
+        averaged.predict_batch(&[0.0, 0.5], &mut out);
+        assert_eq!(out[0], (1.0 + 10.0) / 2.0);
     }
 
     #[test]

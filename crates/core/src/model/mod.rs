@@ -163,6 +163,25 @@ impl Model {
         self.forest.predict(row)
     }
 
+    /// Predicts many candidates: `rows` is scratch space for their feature
+    /// rows, `out` gets one value per candidate. Equal to [`Model::predict`]
+    /// on each, bit for bit, and faster: each tree is walked by a block of
+    /// rows at a time while it is in cache.
+    pub fn predict_batch<'a>(
+        &self,
+        candidates: impl IntoIterator<Item = (&'a [f64], Option<&'a ProxyValues>)>,
+        rows: &mut Vec<f64>,
+        out: &mut Vec<f64>,
+    ) {
+        rows.clear();
+        for (space_features, proxies) in candidates {
+            self.features.push_row(space_features, proxies, rows);
+        }
+        out.clear();
+        out.resize(rows.len() / self.features.len().max(1), 0.0);
+        self.forest.predict_batch(rows, out);
+    }
+
     pub fn feature_map(&self) -> &FeatureMap {
         &self.features
     }
