@@ -10,7 +10,7 @@ use crate::{
     model::Model,
     objectives,
     registry::ModelSet,
-    space::SearchSpaces,
+    space::{ParsedArch, SearchSpaces},
 };
 
 /// Limits that keep one request from monopolising the server or producing
@@ -270,68 +270,33 @@ pub fn predict(
         });
     }
 
-    // Parse and validate every candidate before predicting anything.
-    let mut parsed = Vec::with_capacity(n);
-    for (index, c) in input.candidates.iter().enumerate() {
-        let space =
-            spaces
-                .get(&c.search_space)
-                .ok_or_else(|| PredictError::UnknownSearchSpace {
-                    index,
-                    name: c.search_space.clone(),
-                    supported: spaces.names().join(", "),
-                })?;
-        let arch = space
-            .parse(&c.arch)
-            .map_err(|e| PredictError::InvalidArch {
-                index,
-                message: e.0,
-            })?;
-        let proxies = parse_proxies(index, &c.proxies, dataset)?;
-        parsed.push((space.name(), arch, proxies));
-    }
-
-    let mut predictions: Vec<CandidateOutput> = parsed
-        .iter()
-        .map(|(space, arch, _)| CandidateOutput {
-            canonical_key: arch.canonical_key.clone(),
-            encoding: arch.encoding.clone(),
-            search_space: space,
-            values: Vec::with_capacity(models.len()),
-        })
-        .collect();
-    // One model at a time over the whole batch: its trees stay in cache
-    // while every candidate goes through them.
-    let (mut rows, mut values) = (Vec::new(), Vec::new());
-    for Chosen {
-        objective, model, ..
-    } in &models
-    {
+    // Parse and validate every candidate before predicting anything, so
+    // that the error reported is the first bad candidate's, however the
+    // batch is split.
+    let chunk = chunk_size(n, models.len());
+    let parsed: Vec<Parsed> = in_parallel(input.candidates.chunks(chunk), |k, candidates| {
+        parse_candidates(spaces, dataset, candidates, k * chunk)
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
+    for Chosen { objective, model, .. } in &models {
         let model_space = model.space.name();
-        if let Some(index) = parsed.iter().position(|(space, ..)| *space != model_space) {
+        if let Some(index) = parsed.iter().position(|p| p.space != model_space) {
             return Err(PredictError::SpaceMismatch {
                 index,
                 objective: objective.clone(),
                 expected: model_space.to_owned(),
-                got: parsed[index].0.to_owned(),
+                got: parsed[index].space.to_owned(),
             });
         }
-        // A model uses proxies only when they were computed on its dataset.
-        let proxies_apply = dataset == Some(model.dataset);
-        model.predict_batch(
-            parsed.iter().map(|(_, arch, proxies)| {
-                (
-                    arch.features.as_slice(),
-                    proxies.as_ref().filter(|_| proxies_apply),
-                )
-            }),
-            &mut rows,
-            &mut values,
-        );
-        for (prediction, &value) in predictions.iter_mut().zip(&values) {
-            prediction.values.push(value);
-        }
     }
+    let predictions: Vec<CandidateOutput> = in_parallel(parsed.chunks(chunk), |_, parsed| {
+        Ok::<_, PredictError>(evaluate(&models, dataset, parsed))
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     Ok(PredictOutput {
         objectives: models
             .iter()
@@ -342,6 +307,120 @@ pub fn predict(
             })
             .collect(),
         predictions,
+    })
+}
+
+/// A candidate parsed and validated.
+struct Parsed {
+    space: &'static str,
+    arch: ParsedArch,
+    proxies: Option<ProxyValues>,
+}
+
+fn parse_candidates(
+    spaces: &SearchSpaces,
+    dataset: Option<Dataset>,
+    candidates: &[CandidateInput],
+    first_index: usize,
+) -> Result<Vec<Parsed>, PredictError> {
+    candidates
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let index = first_index + k;
+            let space = spaces
+                .get(&c.search_space)
+                .ok_or_else(|| PredictError::UnknownSearchSpace {
+                    index,
+                    name: c.search_space.clone(),
+                    supported: spaces.names().join(", "),
+                })?;
+            let arch = space
+                .parse(&c.arch)
+                .map_err(|e| PredictError::InvalidArch {
+                    index,
+                    message: e.0,
+                })?;
+            let proxies = parse_proxies(index, &c.proxies, dataset)?;
+            Ok(Parsed {
+                space: space.name(),
+                arch,
+                proxies,
+            })
+        })
+        .collect()
+}
+
+/// Every model over `parsed`, one model at a time: its trees stay in cache
+/// while every candidate goes through them.
+fn evaluate(models: &[Chosen], dataset: Option<Dataset>, parsed: &[Parsed]) -> Vec<CandidateOutput> {
+    let mut predictions: Vec<CandidateOutput> = parsed
+        .iter()
+        .map(|p| CandidateOutput {
+            canonical_key: p.arch.canonical_key.clone(),
+            encoding: p.arch.encoding.clone(),
+            search_space: p.space,
+            values: Vec::with_capacity(models.len()),
+        })
+        .collect();
+    let (mut rows, mut values) = (Vec::new(), Vec::new());
+    for Chosen { model, .. } in models {
+        // A model uses proxies only when they were computed on its dataset.
+        let proxies_apply = dataset == Some(model.dataset);
+        model.predict_batch(
+            parsed.iter().map(|p| {
+                (
+                    p.arch.features.as_slice(),
+                    p.proxies.as_ref().filter(|_| proxies_apply),
+                )
+            }),
+            &mut rows,
+            &mut values,
+        );
+        for (prediction, &value) in predictions.iter_mut().zip(&values) {
+            prediction.values.push(value);
+        }
+    }
+    predictions
+}
+
+/// Below this many candidate-objective predictions a request runs on one
+/// thread: starting threads would cost more than it saves.
+const PARALLEL_MIN_PREDICTIONS: usize = 8_192;
+
+/// How many candidates each thread takes: all of them for small requests,
+/// an equal share per core for large ones.
+fn chunk_size(candidates: usize, objectives: usize) -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    if cores == 1 || candidates.saturating_mul(objectives) < PARALLEL_MIN_PREDICTIONS {
+        candidates.max(1)
+    } else {
+        candidates.div_ceil(cores).max(1)
+    }
+}
+
+/// Runs `f` on each chunk, on scoped threads when there is more than one,
+/// and returns the results in chunk order, or the first chunk's error.
+fn in_parallel<'a, T: Sync + 'a, R: Send, E: Send>(
+    chunks: impl Iterator<Item = &'a [T]>,
+    f: impl Fn(usize, &'a [T]) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    let chunks: Vec<&[T]> = chunks.collect();
+    if chunks.len() <= 1 {
+        return chunks.into_iter().enumerate().map(|(k, c)| f(k, c)).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| scope.spawn(move || f(k, c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
     })
 }
 

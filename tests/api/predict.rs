@@ -7,7 +7,9 @@ use nasperf::{
 };
 use tokio_stream::StreamExt;
 
-use crate::helpers::{BEST_CELL, OBJECTIVES, benchdata, candidate, request, spawn_app};
+use crate::helpers::{
+    BEST_CELL, OBJECTIVES, benchdata, candidate, nb201_cell, request, spawn_app,
+};
 
 #[tokio::test]
 async fn predicts_every_objective_for_real_cells() {
@@ -155,6 +157,53 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
     assert_ne!(
         r.predictions[0].values[1], r.predictions[1].values[1],
         "a dead conv still costs latency"
+    );
+    app.stop().await;
+}
+
+/// A large batch is split across cores: its answers equal one-candidate
+/// requests bit for bit, and its first bad candidate is still the one named.
+#[tokio::test]
+async fn a_batch_split_across_cores_answers_as_one_candidate_at_a_time() {
+    let mut app = spawn_app().await;
+    let cells: Vec<String> = (0..10_000).map(|i| nb201_cell(i * 7)).collect();
+    let batch = app
+        .client
+        .predict(request(cells.iter().map(|c| candidate(c)).collect(), &[]))
+        .await
+        .expect("predict 10,000")
+        .into_inner();
+    assert_eq!(batch.predictions.len(), cells.len());
+    for i in (0..cells.len()).step_by(997).chain([cells.len() - 1]) {
+        let single = app
+            .client
+            .predict(request(vec![candidate(&cells[i])], &[]))
+            .await
+            .expect("predict one")
+            .into_inner();
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&batch.predictions[i].values),
+            bits(&single.predictions[0].values),
+            "candidate {i}"
+        );
+        assert_eq!(batch.predictions[i].canonical_key, single.predictions[0].canonical_key);
+    }
+
+    // Two bad candidates in different halves: the first is reported.
+    let mut candidates: Vec<_> = cells.iter().map(|c| candidate(c)).collect();
+    candidates[9_000].arch = "bogus".to_owned();
+    candidates[6_000].arch = "12345".to_owned();
+    let status = app
+        .client
+        .predict(request(candidates, &[]))
+        .await
+        .expect_err("invalid candidates");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("candidates[6000].arch:"),
+        "{}",
+        status.message()
     );
     app.stop().await;
 }
