@@ -5,7 +5,6 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Durat
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -335,7 +334,15 @@ impl Application {
             .add_service(predictor)
             .add_service(store_service)
             .add_service(models_service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+            // TCP_NODELAY: a response written in more than one segment
+            // (headers, a message of a few kilobytes, trailers) otherwise
+            // waits for the client's delayed ACK, 40 ms on Linux. Seen in
+            // `nasperf bench`: one candidate x 74 objectives took 50 ms over
+            // loopback for 9 ms of work.
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            );
         let mut server = tokio::spawn(server);
 
         // Wait for the signal, then give in-flight calls the grace period.
