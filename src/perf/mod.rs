@@ -85,7 +85,7 @@ const BATCH_SIZES: [usize; 3] = [1, 100, 10_000];
 /// correctness check fails, never on a timing.
 pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let objectives = options.objectives();
-    let steps = objectives.len() + 1 + BATCH_SIZES.len() + 4 + 1 + 3;
+    let steps = objectives.len() + 1 + BATCH_SIZES.len() + 6 + 2 + 3;
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")

@@ -38,6 +38,9 @@ use crate::{
 /// with the most objectives.
 pub const PROXY_DATASET: Dataset = Dataset::Cifar10;
 
+/// The objective of the one-objective latency figures.
+pub const LATENCY_OBJECTIVE: &str = "cifar10/val_acc_200ep";
+
 /// Trains `objectives` into `out` on `threads` threads, timing each, and
 /// times LightGBM's fit alone for `reference` objectives.
 pub fn retrain(
@@ -159,13 +162,17 @@ pub struct Workload {
     pub candidates: Vec<CandidateInput>,
     /// The same cells, parsed: what the feature matrices are built from.
     cells: Vec<(Vec<f64>, Option<ProxyValues>)>,
+    /// Seconds the registry took to read, parse and validate every model.
+    pub load_seconds: f64,
 }
 
 impl Workload {
     pub fn load(models_dir: &Path, bench_dir: &Path) -> anyhow::Result<Workload> {
         let spaces = SearchSpaces::builtin();
         let registry = Registry::new(models_dir, spaces.clone());
+        let started = Instant::now();
         let report = registry.reload().context("loading the trained models")?;
+        let load_seconds = started.elapsed().as_secs_f64();
         if !report.refused.is_empty() {
             bail!("models refused at load: {:?}", report.refused);
         }
@@ -195,6 +202,7 @@ impl Workload {
             spaces,
             candidates,
             cells,
+            load_seconds,
         })
     }
 
@@ -236,8 +244,11 @@ struct Reference {
     matrix: Vec<f64>,
 }
 
-fn references(workload: &Workload, models_dir: &Path) -> anyhow::Result<Vec<Reference>> {
-    workload
+/// LightGBM's boosters for every served model, and the seconds its
+/// `Booster::from_string` took over all of them.
+fn references(workload: &Workload, models_dir: &Path) -> anyhow::Result<(Vec<Reference>, f64)> {
+    let mut load_seconds = 0.0;
+    let refs = workload
         .objectives()
         .into_iter()
         .map(|(objective, model)| {
@@ -245,8 +256,10 @@ fn references(workload: &Workload, models_dir: &Path) -> anyhow::Result<Vec<Refe
                 .with_file_name(&model.manifest.model_file);
             let text = std::fs::read_to_string(&text_path)
                 .with_context(|| format!("reading {}", text_path.display()))?;
+            let started = Instant::now();
             let mut booster = lightgbm3::Booster::from_string(&text)
                 .map_err(|e| anyhow::anyhow!("LightGBM loading {objective}: {e}"))?;
+            load_seconds += started.elapsed().as_secs_f64();
             booster
                 .single_row_fast_init::<f64>(None)
                 .map_err(|e| anyhow::anyhow!("LightGBM fast predict for {objective}: {e}"))?;
@@ -263,13 +276,14 @@ fn references(workload: &Workload, models_dir: &Path) -> anyhow::Result<Vec<Refe
                 matrix,
             })
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((refs, load_seconds))
 }
 
 /// The largest relative difference between our whole path and LightGBM's
 /// predict over every cell and model; an error above 1e-9.
 pub fn equality(workload: &Workload, models_dir: &Path, bar: &ProgressBar) -> anyhow::Result<Vec<Figure>> {
-    let refs = references(workload, models_dir)?;
+    let (refs, lightgbm_load) = references(workload, models_dir)?;
     bar.set_message("our outputs against LightGBM's on every cell");
     let ours = workload.predict(&workload.request(0, workload.candidates.len()))?;
     let mut worst = (0.0_f64, String::new());
@@ -296,6 +310,16 @@ pub fn equality(workload: &Workload, models_dir: &Path, bar: &ProgressBar) -> an
         bail!("our evaluator differs from LightGBM by {:.3e} (relative) on {}", worst.0, worst.1);
     }
     Ok(vec![
+        // What a hot reload of every model costs: the registry also hashes
+        // each text and checks it against its manifest and a probe row.
+        Figure::new(
+            "load",
+            format!("read, parse and validate {} models", refs.len()),
+            workload.load_seconds,
+            "s",
+        )
+        .lower_is_better()
+        .against("LightGBM Booster::from_string alone", lightgbm_load),
         Figure::new(
             "equality",
             format!("{} models x {} cells, max relative difference", refs.len(), workload.candidates.len()),
@@ -316,7 +340,7 @@ pub fn evaluation(
     budget: Duration,
     bar: &ProgressBar,
 ) -> anyhow::Result<Vec<Figure>> {
-    let refs = references(workload, models_dir)?;
+    let (refs, _) = references(workload, models_dir)?;
     let n_models = refs.len();
     let cells = workload.candidates.len();
     let mut figures = Vec::new();
