@@ -280,7 +280,10 @@ pub fn predict(
     .into_iter()
     .flatten()
     .collect();
-    for Chosen { objective, model, .. } in &models {
+    for Chosen {
+        objective, model, ..
+    } in &models
+    {
         let model_space = model.space.name();
         if let Some(index) = parsed.iter().position(|p| p.space != model_space) {
             return Err(PredictError::SpaceMismatch {
@@ -328,13 +331,14 @@ fn parse_candidates(
         .enumerate()
         .map(|(k, c)| {
             let index = first_index + k;
-            let space = spaces
-                .get(&c.search_space)
-                .ok_or_else(|| PredictError::UnknownSearchSpace {
-                    index,
-                    name: c.search_space.clone(),
-                    supported: spaces.names().join(", "),
-                })?;
+            let space =
+                spaces
+                    .get(&c.search_space)
+                    .ok_or_else(|| PredictError::UnknownSearchSpace {
+                        index,
+                        name: c.search_space.clone(),
+                        supported: spaces.names().join(", "),
+                    })?;
             let arch = space
                 .parse(&c.arch)
                 .map_err(|e| PredictError::InvalidArch {
@@ -353,7 +357,11 @@ fn parse_candidates(
 
 /// Every model over `parsed`, one model at a time: its trees stay in cache
 /// while every candidate goes through them.
-fn evaluate(models: &[Chosen], dataset: Option<Dataset>, parsed: &[Parsed]) -> Vec<CandidateOutput> {
+fn evaluate(
+    models: &[Chosen],
+    dataset: Option<Dataset>,
+    parsed: &[Parsed],
+) -> Vec<CandidateOutput> {
     let mut predictions: Vec<CandidateOutput> = parsed
         .iter()
         .map(|p| CandidateOutput {
@@ -408,7 +416,11 @@ fn in_parallel<'a, T: Sync + 'a, R: Send, E: Send>(
 ) -> Result<Vec<R>, E> {
     let chunks: Vec<&[T]> = chunks.collect();
     if chunks.len() <= 1 {
-        return chunks.into_iter().enumerate().map(|(k, c)| f(k, c)).collect();
+        return chunks
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| f(k, c))
+            .collect();
     }
     let f = &f;
     std::thread::scope(|scope| {
@@ -419,7 +431,10 @@ fn in_parallel<'a, T: Sync + 'a, R: Send, E: Send>(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     })
 }

@@ -21,7 +21,8 @@ fn the_quick_benchmark_completes_and_writes_every_section_as_json() {
     assert!(status.success(), "nasperf bench --quick failed: {status}");
 
     let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("the JSON report")).expect("valid JSON");
+        serde_json::from_slice(&std::fs::read(&json).expect("the JSON report"))
+            .expect("valid JSON");
     assert_eq!(report["quick"], true);
     assert!(
         report["skipped"].as_array().is_some_and(Vec::is_empty),
@@ -29,10 +30,23 @@ fn the_quick_benchmark_completes_and_writes_every_section_as_json() {
         report["skipped"]
     );
     let figures = report["figures"].as_array().expect("figures");
-    let sections: std::collections::BTreeSet<&str> =
-        figures.iter().filter_map(|f| f["section"].as_str()).collect();
-    for section in ["retrain", "equality", "evaluation", "grpc", "hot reload", "memory", "ingest"] {
-        assert!(sections.contains(section), "no {section} figures: {sections:?}");
+    let sections: std::collections::BTreeSet<&str> = figures
+        .iter()
+        .filter_map(|f| f["section"].as_str())
+        .collect();
+    for section in [
+        "retrain",
+        "equality",
+        "evaluation",
+        "grpc",
+        "hot reload",
+        "memory",
+        "ingest",
+    ] {
+        assert!(
+            sections.contains(section),
+            "no {section} figures: {sections:?}"
+        );
     }
     for f in figures {
         let value = f["value"].as_f64().expect("a numeric value");
@@ -49,14 +63,16 @@ fn the_quick_benchmark_completes_and_writes_every_section_as_json() {
         .iter()
         .find(|f| f["section"] == "equality")
         .expect("equality");
-    assert!(equality["value"].as_f64().expect("value") <= 1e-9, "{equality}");
+    assert!(
+        equality["value"].as_f64().expect("value") <= 1e-9,
+        "{equality}"
+    );
     assert_eq!(equality["target"]["met"], true);
     // Both batch sizes the issue names, and the single row.
     for batch in ["batch 1,", "batch 100,", "batch 10000,"] {
         assert!(
-            figures
-                .iter()
-                .any(|f| f["section"] == "evaluation" && f["name"].as_str().is_some_and(|n| n.starts_with(batch))),
+            figures.iter().any(|f| f["section"] == "evaluation"
+                && f["name"].as_str().is_some_and(|n| n.starts_with(batch))),
             "no evaluation figure for {batch}"
         );
     }

@@ -93,7 +93,10 @@ async fn call_latencies(
                 let request = requests[i % requests.len()].clone();
                 i += concurrency;
                 let started = Instant::now();
-                client.predict(request).await.context("Predict failed under load")?;
+                client
+                    .predict(request)
+                    .await
+                    .context("Predict failed under load")?;
                 out.push(started.elapsed());
             }
             anyhow::Ok(out)
@@ -170,19 +173,29 @@ pub async fn serving(
 
     bar.set_message("memory: a server with no models");
     let empty = tempfile::tempdir()?;
-    let bare = ServerProcess::start(exe, &["--models".into(), empty.path().display().to_string()]).await?;
+    let bare = ServerProcess::start(
+        exe,
+        &["--models".into(), empty.path().display().to_string()],
+    )
+    .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bare_rss = bare.resident_bytes()? as f64 / MB;
     drop(bare);
 
-    let server = ServerProcess::start(exe, &["--models".into(), models_dir.display().to_string()]).await?;
+    let server =
+        ServerProcess::start(exe, &["--models".into(), models_dir.display().to_string()]).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = server.resident_bytes()? as f64 / MB;
     figures.push(
-        Figure::new("memory", format!("idle, {n_models} models loaded"), idle_rss, "MB")
-            .lower_is_better()
-            .against("no models", bare_rss)
-            .value_target(200.0),
+        Figure::new(
+            "memory",
+            format!("idle, {n_models} models loaded"),
+            idle_rss,
+            "MB",
+        )
+        .lower_is_better()
+        .against("no models", bare_rss)
+        .value_target(200.0),
     );
     let pid = server.pid();
     let sampler = MemorySampler::start(move || super::server::resident_bytes(pid));
@@ -190,7 +203,10 @@ pub async fn serving(
     // One candidate: for one objective (what a worker asks while screening
     // for one metric) and for every served objective.
     let one = vec![super::models::LATENCY_OBJECTIVE.to_owned()];
-    for (label, objectives) in [("1 objective", one), (&*format!("{n_models} objectives"), Vec::new())] {
+    for (label, objectives) in [
+        ("1 objective", one),
+        (&*format!("{n_models} objectives"), Vec::new()),
+    ] {
         let singles: Vec<PredictInput> = (0..512)
             .map(|i| PredictInput {
                 objectives: objectives.clone(),
@@ -201,14 +217,27 @@ pub async fn serving(
         bar.set_message(format!("latency: in process, {label}"));
         let w = Arc::clone(&workload);
         let local = Quantiles::of(
-            tokio::task::spawn_blocking(move || in_process_latencies(&w, budget, &singles)).await??,
+            tokio::task::spawn_blocking(move || in_process_latencies(&w, budget, &singles))
+                .await??,
         );
         for concurrency in [1, 64] {
-            bar.set_message(format!("latency: Predict of one candidate, {label}, concurrency {concurrency}"));
+            bar.set_message(format!(
+                "latency: Predict of one candidate, {label}, concurrency {concurrency}"
+            ));
             let q = Quantiles::of(
-                call_latencies(&server.channel, concurrency, budget, Arc::clone(&single_requests)).await?,
+                call_latencies(
+                    &server.channel,
+                    concurrency,
+                    budget,
+                    Arc::clone(&single_requests),
+                )
+                .await?,
             );
-            for (name, ours, floor) in [("p50", q.p50, local.p50), ("p99", q.p99, local.p99), ("p99.9", q.p999, local.p999)] {
+            for (name, ours, floor) in [
+                ("p50", q.p50, local.p50),
+                ("p99", q.p99, local.p99),
+                ("p99.9", q.p999, local.p999),
+            ] {
                 let figure = Figure::new(
                     "grpc",
                     format!("Predict 1 candidate x {label}, concurrency {concurrency}, {name} ({} calls)", q.samples),
@@ -217,36 +246,54 @@ pub async fn serving(
                 )
                 .lower_is_better()
                 .against("in process, one thread", floor);
-                figures.push(if concurrency == 1 && name == "p99" { figure.value_target(1.0) } else { figure });
+                figures.push(if concurrency == 1 && name == "p99" {
+                    figure.value_target(1.0)
+                } else {
+                    figure
+                });
             }
             bar.inc(1);
         }
     }
 
     // Throughput in batches of 1,000.
-    let large: Vec<PredictInput> = (0..8).map(|i| workload.request(i * LARGE_BATCH, LARGE_BATCH)).collect();
+    let large: Vec<PredictInput> = (0..8)
+        .map(|i| workload.request(i * LARGE_BATCH, LARGE_BATCH))
+        .collect();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     bar.set_message("throughput: in process");
     let w = Arc::clone(&workload);
     let local_large = large.clone();
-    let local_rate = tokio::task::spawn_blocking(move || in_process_rate(&w, &local_large, cores, budget)).await??;
+    let local_rate =
+        tokio::task::spawn_blocking(move || in_process_rate(&w, &local_large, cores, budget))
+            .await??;
     let large_requests = Arc::new(large.iter().map(to_request).collect::<Vec<_>>());
     bar.set_message("throughput: Predict, batches of 1,000");
     let started = Instant::now();
     let calls = call_latencies(&server.channel, cores, budget, Arc::clone(&large_requests)).await?;
     let unary = (calls.len() * LARGE_BATCH * n_models) as f64 / started.elapsed().as_secs_f64();
     figures.push(
-        Figure::new("grpc", format!("Predict, batches of {LARGE_BATCH}, {cores} in flight"), unary, "predictions/s")
-            .against(format!("in process, {cores} threads"), local_rate)
-            .ratio_target(0.8),
+        Figure::new(
+            "grpc",
+            format!("Predict, batches of {LARGE_BATCH}, {cores} in flight"),
+            unary,
+            "predictions/s",
+        )
+        .against(format!("in process, {cores} threads"), local_rate)
+        .ratio_target(0.8),
     );
     bar.inc(1);
     bar.set_message("throughput: PredictStream, batches of 1,000");
     let streamed = stream_rate(&server.channel, &large_requests, budget).await? * n_models as f64;
     figures.push(
-        Figure::new("grpc", format!("PredictStream, batches of {LARGE_BATCH}"), streamed, "predictions/s")
-            .against(format!("in process, {cores} threads"), local_rate)
-            .ratio_target(0.8),
+        Figure::new(
+            "grpc",
+            format!("PredictStream, batches of {LARGE_BATCH}"),
+            streamed,
+            "predictions/s",
+        )
+        .against(format!("in process, {cores} threads"), local_rate)
+        .ratio_target(0.8),
     );
     bar.inc(1);
 
@@ -286,7 +333,10 @@ fn in_process_rate(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))?)
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))?
+            })
             .sum::<anyhow::Result<usize>>()
     })?;
     Ok(done as f64 / started.elapsed().as_secs_f64())
@@ -294,7 +344,11 @@ fn in_process_rate(
 
 /// Candidates per second through one `PredictStream`, requests sent as
 /// fast as flow control lets them.
-async fn stream_rate(channel: &Channel, requests: &[PredictRequest], budget: Duration) -> anyhow::Result<f64> {
+async fn stream_rate(
+    channel: &Channel,
+    requests: &[PredictRequest],
+    budget: Duration,
+) -> anyhow::Result<f64> {
     let mut client = PredictorClient::new(channel.clone()).max_decoding_message_size(64 << 20);
     // A small queue: the client stays a few requests ahead, no more.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -314,7 +368,11 @@ async fn stream_rate(channel: &Channel, requests: &[PredictRequest], budget: Dur
     let started = Instant::now();
     let mut candidates = 0;
     while started.elapsed() < budget {
-        match responses.message().await.context("PredictStream failed under load")? {
+        match responses
+            .message()
+            .await
+            .context("PredictStream failed under load")?
+        {
             Some(r) => candidates += r.predictions.len(),
             None => bail!("PredictStream ended early"),
         }
@@ -353,11 +411,15 @@ pub async fn hot_reload(
     );
     const CONCURRENCY: usize = 4;
     bar.set_message("hot reload: load without swaps");
-    let calm = Quantiles::of(call_latencies(&server.channel, CONCURRENCY, budget, Arc::clone(&requests)).await?);
+    let calm = Quantiles::of(
+        call_latencies(&server.channel, CONCURRENCY, budget, Arc::clone(&requests)).await?,
+    );
 
     let mut figures = Vec::new();
     for (label, swapped_per_second) in [("one model", Some(1)), ("every model", None)] {
-        bar.set_message(format!("hot reload: the same load, {label} swapped each second"));
+        bar.set_message(format!(
+            "hot reload: the same load, {label} swapped each second"
+        ));
         let stop = Arc::new(AtomicBool::new(false));
         let swapper = {
             let (stop, root) = (Arc::clone(&stop), dir.path().to_owned());
@@ -370,7 +432,8 @@ pub async fn hot_reload(
                 Ok(swaps)
             })
         };
-        let swapping = call_latencies(&server.channel, CONCURRENCY, budget, Arc::clone(&requests)).await;
+        let swapping =
+            call_latencies(&server.channel, CONCURRENCY, budget, Arc::clone(&requests)).await;
         stop.store(true, Ordering::Relaxed);
         let swaps = swapper.await??;
         let swapping = Quantiles::of(swapping?);
@@ -397,7 +460,11 @@ pub async fn hot_reload(
         .predict(requests[0].clone())
         .await?
         .into_inner();
-    if !served.objectives.iter().all(|o| o.model_version.contains("-swap")) {
+    if !served
+        .objectives
+        .iter()
+        .all(|o| o.model_version.contains("-swap"))
+    {
         bail!("the server did not pick up the swapped versions");
     }
     Ok(figures)
@@ -408,16 +475,27 @@ pub async fn hot_reload(
 /// and swaps each one as it would a retrained model. Returns how many it
 /// rewrote.
 fn swap_versions(root: &Path, round: u64, limit: Option<usize>) -> anyhow::Result<u64> {
-    let manifests: Vec<_> = crate::registry::find_manifests(root)?.into_values().collect();
+    let manifests: Vec<_> = crate::registry::find_manifests(root)?
+        .into_values()
+        .collect();
     let take = limit.unwrap_or(manifests.len()).min(manifests.len());
-    let start = if manifests.is_empty() { 0 } else { round as usize % manifests.len() };
+    let start = if manifests.is_empty() {
+        0
+    } else {
+        round as usize % manifests.len()
+    };
     let mut swapped = 0;
     for path in manifests.iter().cycle().skip(start).take(take) {
-        let text = std::fs::read_to_string(&path)?;
+        let text = std::fs::read_to_string(path)?;
         let mut manifest: crate::model::Manifest = serde_json::from_str(&text)?;
-        let base = manifest.version.split("-swap").next().unwrap_or_default().to_owned();
+        let base = manifest
+            .version
+            .split("-swap")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         manifest.version = format!("{base}-swap{round}");
-        crate::train::write_atomic(&path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
+        crate::train::write_atomic(path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
         swapped += 1;
     }
     Ok(swapped)

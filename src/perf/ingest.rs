@@ -46,7 +46,9 @@ impl Database {
         let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
             .context("connecting to PostgreSQL to create the benchmark databases")?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
         let base = admin_url
             .rsplit_once('/')
             .context("the PostgreSQL URL must name a database")?
@@ -60,9 +62,12 @@ impl Database {
 
     async fn drop(self) {
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
         }
     }
 
@@ -78,7 +83,8 @@ impl Database {
 fn rows(bench_dir: &Path, limit: usize) -> anyhow::Result<Vec<Evaluation>> {
     let mut out = Vec::with_capacity(limit);
     for id in OBJECTIVES {
-        let objective = crate::objectives::get(id).with_context(|| format!("{id} is not an objective"))?;
+        let objective =
+            crate::objectives::get(id).with_context(|| format!("{id} is not an objective"))?;
         for m in bench::load_objective(bench_dir, objective)? {
             if out.len() == limit {
                 return Ok(out);
@@ -121,7 +127,11 @@ pub async fn run(
         let in_flight = 2 * cores;
         let mut figures = Vec::new();
         for streaming in [false, true] {
-            let form = if streaming { "RecordEvaluations (stream)" } else { "RecordEvaluationBatch" };
+            let form = if streaming {
+                "RecordEvaluations (stream)"
+            } else {
+                "RecordEvaluationBatch"
+            };
             bar.set_message(format!("ingest: {form}"));
             let db = Database::create(admin_url).await?;
             let server = ServerProcess::start(
@@ -145,12 +155,18 @@ pub async fn run(
             databases.push(db);
             let (sent, stored) = (sent?, stored?);
             if stored != rows.len() as i64 || sent != rows.len() {
-                bail!("{form}: {} rows sent, {sent} acknowledged as stored, {stored} in the database", rows.len());
+                bail!(
+                    "{form}: {} rows sent, {sent} acknowledged as stored, {stored} in the database",
+                    rows.len()
+                );
             }
             figures.push(
                 Figure::new(
                     "ingest",
-                    format!("{form}, {} rows, {MESSAGE_ROWS} per message, {in_flight} in flight", rows.len()),
+                    format!(
+                        "{form}, {} rows, {MESSAGE_ROWS} per message, {in_flight} in flight",
+                        rows.len()
+                    ),
                     rows.len() as f64 / seconds,
                     "rows/s",
                 )
@@ -188,8 +204,12 @@ async fn record(
         let mut client = StoreClient::new(server.channel.clone());
         let messages = Arc::clone(&messages);
         tasks.spawn(async move {
-            let mine: Vec<RecordEvaluationsRequest> =
-                messages.iter().skip(t).step_by(in_flight).cloned().collect();
+            let mine: Vec<RecordEvaluationsRequest> = messages
+                .iter()
+                .skip(t)
+                .step_by(in_flight)
+                .cloned()
+                .collect();
             let stored = if streaming {
                 client
                     .record_evaluations(tokio_stream::iter(mine))

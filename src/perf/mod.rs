@@ -45,7 +45,11 @@ pub struct Options {
 
 impl Options {
     fn budget(&self) -> Duration {
-        if self.quick { Duration::from_millis(300) } else { Duration::from_secs(3) }
+        if self.quick {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(3)
+        }
     }
 
     fn objectives(&self) -> Vec<Objective> {
@@ -60,7 +64,11 @@ impl Options {
 
     fn train_config(&self) -> TrainConfig {
         TrainConfig {
-            num_iterations: if self.quick { 40 } else { TrainConfig::default().num_iterations },
+            num_iterations: if self.quick {
+                40
+            } else {
+                TrainConfig::default().num_iterations
+            },
             ..TrainConfig::default()
         }
     }
@@ -72,7 +80,11 @@ impl Options {
 
 /// One accuracy, one robustness and one hardware objective: every kind of
 /// table and feature set, in seconds.
-const QUICK_OBJECTIVES: [&str; 3] = ["cifar10/val_acc_200ep", "cifar10/pgd_eps1", "cifar10/edgegpu_latency"];
+const QUICK_OBJECTIVES: [&str; 3] = [
+    "cifar10/val_acc_200ep",
+    "cifar10/pgd_eps1",
+    "cifar10/edgegpu_latency",
+];
 
 /// The objectives whose retraining is compared with LightGBM's fit alone:
 /// one over the 9,445 canonical networks, one over all 15,625 cells.
@@ -92,22 +104,41 @@ pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let scratch = tempfile::tempdir().context("a folder for the trained models")?;
-    let models_dir = options.models_dir.clone().unwrap_or_else(|| scratch.path().to_owned());
+    let models_dir = options
+        .models_dir
+        .clone()
+        .unwrap_or_else(|| scratch.path().to_owned());
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
     if options.reuse_models {
-        report.skipped.push(format!("retrain: measuring the models in {}", models_dir.display()));
+        report.skipped.push(format!(
+            "retrain: measuring the models in {}",
+            models_dir.display()
+        ));
     } else {
-        std::fs::create_dir_all(&models_dir).with_context(|| format!("creating {}", models_dir.display()))?;
-        let (bench_dir, dir, config, b) =
-            (options.bench_dir.clone(), models_dir.clone(), options.train_config(), bar.clone());
+        std::fs::create_dir_all(&models_dir)
+            .with_context(|| format!("creating {}", models_dir.display()))?;
+        let (bench_dir, dir, config, b) = (
+            options.bench_dir.clone(),
+            models_dir.clone(),
+            options.train_config(),
+            bar.clone(),
+        );
         let reference: Vec<&str> = RETRAIN_REFERENCE
             .into_iter()
             .filter(|id| objectives.iter().any(|o| o.id == *id))
             .collect();
         report.figures.extend(
             tokio::task::spawn_blocking(move || {
-                models::retrain(&bench_dir, &objectives, &reference, &config, cores, &dir, &b)
+                models::retrain(
+                    &bench_dir,
+                    &objectives,
+                    &reference,
+                    &config,
+                    cores,
+                    &dir,
+                    &b,
+                )
             })
             .await??,
         );
@@ -119,19 +150,43 @@ pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         let workload = models::Workload::load(&dir, &bench_dir)?;
         let mut figures = models::equality(&workload, &dir, &b)?;
         b.inc(1);
-        figures.extend(models::evaluation(&workload, &dir, &BATCH_SIZES, budget, &b)?);
+        figures.extend(models::evaluation(
+            &workload,
+            &dir,
+            &BATCH_SIZES,
+            budget,
+            &b,
+        )?);
         anyhow::Ok((workload, figures))
     })
     .await??;
     report.figures.extend(figures);
     let workload = Arc::new(workload);
 
-    report.figures.extend(grpc::serving(&options.exe, &models_dir, Arc::clone(&workload), budget, &bar).await?);
-    report.figures.extend(grpc::hot_reload(&options.exe, &models_dir, workload, budget * 2, &bar).await?);
+    report.figures.extend(
+        grpc::serving(
+            &options.exe,
+            &models_dir,
+            Arc::clone(&workload),
+            budget,
+            &bar,
+        )
+        .await?,
+    );
+    report
+        .figures
+        .extend(grpc::hot_reload(&options.exe, &models_dir, workload, budget * 2, &bar).await?);
 
     match &options.postgres_admin_url {
         Some(url) => report.figures.extend(
-            ingest::run(&options.exe, &options.bench_dir, url, options.ingest_rows(), &bar).await?,
+            ingest::run(
+                &options.exe,
+                &options.bench_dir,
+                url,
+                options.ingest_rows(),
+                &bar,
+            )
+            .await?,
         ),
         None => report
             .skipped

@@ -30,7 +30,10 @@ use crate::{
     objectives::Objective,
     predict::{self, CandidateInput, Limits, PredictInput},
     registry::{ModelSet, Registry},
-    space::{SearchSpace, SearchSpaces, nb201::{Nb201, cell::Cell}},
+    space::{
+        SearchSpace, SearchSpaces,
+        nb201::{Nb201, cell::Cell},
+    },
     train::{self, SplitMix64, TrainConfig},
 };
 
@@ -94,14 +97,25 @@ pub fn retrain(
         let Some(&(_, ours)) = times.iter().find(|(o, _)| o == id) else {
             continue;
         };
-        let objective = crate::objectives::get(id).with_context(|| format!("{id} is not an objective"))?;
+        let objective =
+            crate::objectives::get(id).with_context(|| format!("{id} is not an objective"))?;
         bar.set_message(format!("LightGBM fit alone: {id}"));
-        let (rows, fit_seconds) = fit_alone(bench_dir, objective, proxies.get(&objective.dataset), config)?;
+        let (rows, fit_seconds) = fit_alone(
+            bench_dir,
+            objective,
+            proxies.get(&objective.dataset),
+            config,
+        )?;
         figures.push(
-            Figure::new("retrain", format!("{id} ({rows} networks), whole path"), ours, "s")
-                .lower_is_better()
-                .against("LightGBM fit alone", fit_seconds)
-                .value_target(5.0),
+            Figure::new(
+                "retrain",
+                format!("{id} ({rows} networks), whole path"),
+                ours,
+                "s",
+            )
+            .lower_is_better()
+            .against("LightGBM fit alone", fit_seconds)
+            .value_target(5.0),
         );
     }
     let (slowest, slowest_seconds) = times
@@ -111,10 +125,15 @@ pub fn retrain(
         .context("no objective trained")?;
     let sum: f64 = times.iter().map(|(_, s)| s).sum();
     figures.push(
-        Figure::new("retrain", format!("slowest objective ({slowest})"), slowest_seconds, "s")
-            .lower_is_better()
-            .against("mean objective", sum / times.len() as f64)
-            .value_target(5.0),
+        Figure::new(
+            "retrain",
+            format!("slowest objective ({slowest})"),
+            slowest_seconds,
+            "s",
+        )
+        .lower_is_better()
+        .against("mean objective", sum / times.len() as f64)
+        .value_target(5.0),
     );
     figures.push(
         Figure::new(
@@ -142,7 +161,8 @@ fn fit_alone(
     let proxies = if config.use_proxies { proxies } else { None };
     let set = train::build_training_set(objective, &measurements, proxies, &Nb201::new())?;
     let order = SplitMix64(config.seed).permutation(set.len());
-    let n_test = ((set.len() as f64 * config.holdout_fraction).round() as usize).clamp(1, set.len() - 1);
+    let n_test =
+        ((set.len() as f64 * config.holdout_fraction).round() as usize).clamp(1, set.len() - 1);
     let t = Instant::now();
     train::fit(&set, &order[n_test..], config)?;
     Ok((set.len(), t.elapsed().as_secs_f64()))
@@ -191,10 +211,18 @@ impl Workload {
                 search_space: space.name().to_owned(),
                 arch: arch.clone(),
                 proxies: p
-                    .map(|p| PROXY_NAMES.iter().map(|n| (*n).to_owned()).zip(p.0).collect())
+                    .map(|p| {
+                        PROXY_NAMES
+                            .iter()
+                            .map(|n| (*n).to_owned())
+                            .zip(p.0)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             });
-            let parsed = space.parse(&arch).map_err(|e| anyhow::anyhow!("cell {arch}: {e}"))?;
+            let parsed = space
+                .parse(&arch)
+                .map_err(|e| anyhow::anyhow!("cell {arch}: {e}"))?;
             cells.push((parsed.features, p));
         }
         Ok(Workload {
@@ -219,7 +247,9 @@ impl Workload {
     pub fn request(&self, start: usize, n: usize) -> PredictInput {
         let len = self.candidates.len();
         PredictInput {
-            candidates: (0..n).map(|k| self.candidates[(start + k) % len].clone()).collect(),
+            candidates: (0..n)
+                .map(|k| self.candidates[(start + k) % len].clone())
+                .collect(),
             dataset: PROXY_DATASET.name().to_owned(),
             objectives: Vec::new(),
             study: String::new(),
@@ -232,7 +262,8 @@ impl Workload {
             max_batch: usize::MAX,
             max_response_bytes: usize::MAX,
         };
-        predict::predict(&self.models, &self.spaces, &limits, input).map_err(|e| anyhow::anyhow!("{e}"))
+        predict::predict(&self.models, &self.spaces, &limits, input)
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
@@ -267,7 +298,11 @@ fn references(workload: &Workload, models_dir: &Path) -> anyhow::Result<(Vec<Ref
             let uses_proxies = Some(model.dataset) == Some(PROXY_DATASET);
             let mut matrix = Vec::with_capacity(workload.cells.len() * map.len());
             for (features, proxies) in &workload.cells {
-                map.push_row(features, proxies.as_ref().filter(|_| uses_proxies), &mut matrix);
+                map.push_row(
+                    features,
+                    proxies.as_ref().filter(|_| uses_proxies),
+                    &mut matrix,
+                );
             }
             Ok(Reference {
                 objective,
@@ -282,32 +317,51 @@ fn references(workload: &Workload, models_dir: &Path) -> anyhow::Result<(Vec<Ref
 
 /// The largest relative difference between our whole path and LightGBM's
 /// predict over every cell and model; an error above 1e-9.
-pub fn equality(workload: &Workload, models_dir: &Path, bar: &ProgressBar) -> anyhow::Result<Vec<Figure>> {
+pub fn equality(
+    workload: &Workload,
+    models_dir: &Path,
+    bar: &ProgressBar,
+) -> anyhow::Result<Vec<Figure>> {
     let (refs, lightgbm_load) = references(workload, models_dir)?;
     bar.set_message("our outputs against LightGBM's on every cell");
     let ours = workload.predict(&workload.request(0, workload.candidates.len()))?;
     let mut worst = (0.0_f64, String::new());
     for (j, r) in refs.iter().enumerate() {
         if ours.objectives[j].objective != r.objective {
-            bail!("objective order differs: {} vs {}", ours.objectives[j].objective, r.objective);
+            bail!(
+                "objective order differs: {} vs {}",
+                ours.objectives[j].objective,
+                r.objective
+            );
         }
         let theirs = r
             .booster
             .predict(&r.matrix, r.width as i32, true)
             .map_err(|e| anyhow::anyhow!("LightGBM predict {}: {e}", r.objective))?;
-        for (i, (p, t)) in ours.predictions.iter().map(|p| p.values[j]).zip(&theirs).enumerate() {
+        for (i, (p, t)) in ours
+            .predictions
+            .iter()
+            .map(|p| p.values[j])
+            .zip(&theirs)
+            .enumerate()
+        {
             let rel = (p - t).abs() / t.abs().max(1e-12);
-            // NaN compares false: count it as the worst possible.
-            if !(rel <= worst.0) {
+            // A NaN on either side counts as the worst possible difference.
+            let rel = if rel.is_nan() { f64::INFINITY } else { rel };
+            if rel > worst.0 {
                 worst = (
-                    if rel.is_nan() { f64::INFINITY } else { rel },
+                    rel,
                     format!("{} on {}", r.objective, workload.candidates[i].arch),
                 );
             }
         }
     }
     if worst.0 > 1e-9 {
-        bail!("our evaluator differs from LightGBM by {:.3e} (relative) on {}", worst.0, worst.1);
+        bail!(
+            "our evaluator differs from LightGBM by {:.3e} (relative) on {}",
+            worst.0,
+            worst.1
+        );
     }
     Ok(vec![
         // What a hot reload of every model costs: the registry also hashes
@@ -322,7 +376,11 @@ pub fn equality(workload: &Workload, models_dir: &Path, bar: &ProgressBar) -> an
         .against("LightGBM Booster::from_string alone", lightgbm_load),
         Figure::new(
             "equality",
-            format!("{} models x {} cells, max relative difference", refs.len(), workload.candidates.len()),
+            format!(
+                "{} models x {} cells, max relative difference",
+                refs.len(),
+                workload.candidates.len()
+            ),
             worst.0,
             "",
         )
@@ -363,7 +421,9 @@ pub fn evaluation(
             Ok(batch * n_models)
         })?;
         // Requests are built beforehand: cloning strings is the client's work.
-        let requests: Vec<PredictInput> = (0..chunks.min(64)).map(|c| workload.request(c * batch, batch)).collect();
+        let requests: Vec<PredictInput> = (0..chunks.min(64))
+            .map(|c| workload.request(c * batch, batch))
+            .collect();
         let mut k = 0;
         let ours = rate(budget, || {
             let input = &requests[k % requests.len()];
@@ -372,9 +432,14 @@ pub fn evaluation(
             Ok(batch * n_models)
         })?;
         figures.push(
-            Figure::new("evaluation", format!("batch {batch}, {n_models} models: nasperf whole path"), ours, "predictions/s")
-                .against("LightGBM predict alone", theirs)
-                .ratio_target(1.0),
+            Figure::new(
+                "evaluation",
+                format!("batch {batch}, {n_models} models: nasperf whole path"),
+                ours,
+                "predictions/s",
+            )
+            .against("LightGBM predict alone", theirs)
+            .ratio_target(1.0),
         );
         bar.inc(1);
     }

@@ -41,7 +41,12 @@ pub struct Figure {
 }
 
 impl Figure {
-    pub fn new(section: &'static str, name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+    pub fn new(
+        section: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
         Self {
             section,
             name: name.into(),
@@ -90,7 +95,10 @@ impl Figure {
     /// A target on the value itself.
     pub fn value_target(self, bound: f64) -> Self {
         let (met, description) = match self.better {
-            Better::Higher => (self.value >= bound, format!(">= {}", human(bound, self.unit))),
+            Better::Higher => (
+                self.value >= bound,
+                format!(">= {}", human(bound, self.unit)),
+            ),
             Better::Lower => (self.value < bound, format!("< {}", human(bound, self.unit))),
         };
         self.target(description, met)

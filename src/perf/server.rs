@@ -56,7 +56,10 @@ impl ServerProcess {
         // Reads every log line until the server exits, so that it never
         // blocks on a full pipe; only the address is kept.
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };

@@ -7,9 +7,7 @@ use nasperf::{
 };
 use tokio_stream::StreamExt;
 
-use crate::helpers::{
-    BEST_CELL, OBJECTIVES, benchdata, candidate, nb201_cell, request, spawn_app,
-};
+use crate::helpers::{BEST_CELL, OBJECTIVES, benchdata, candidate, nb201_cell, request, spawn_app};
 
 #[tokio::test]
 async fn predicts_every_objective_for_real_cells() {
@@ -187,7 +185,10 @@ async fn a_batch_split_across_cores_answers_as_one_candidate_at_a_time() {
             bits(&single.predictions[0].values),
             "candidate {i}"
         );
-        assert_eq!(batch.predictions[i].canonical_key, single.predictions[0].canonical_key);
+        assert_eq!(
+            batch.predictions[i].canonical_key,
+            single.predictions[0].canonical_key
+        );
     }
 
     // Two bad candidates in different halves: the first is reported.

@@ -484,7 +484,11 @@ mod tests {
             assert_eq!(got.to_bits(), f.predict(row).to_bits(), "{row:?}");
         }
         // A forest in random-forest mode averages.
-        let averaged = Forest::parse(&MODEL.replace("objective=regression\n", "objective=regression\naverage_output\n")).unwrap();
+        let averaged = Forest::parse(&MODEL.replace(
+            "objective=regression\n",
+            "objective=regression\naverage_output\n",
+        ))
+        .unwrap();
         let mut out = [0.0];
         averaged.predict_batch(&[0.0, 0.5], &mut out);
         assert_eq!(out[0], (1.0 + 10.0) / 2.0);
