@@ -138,6 +138,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     config.data_dir = data_dir.path().to_owned();
     config.limits = Limits::default();
     configure(&mut config);
+    let embedded_store = config.database_url.is_none();
     let app = Application::build(config).await.expect("build");
     let addr = app.local_addr();
     let metrics_addr = app.metrics_addr();
@@ -149,6 +150,18 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
     // the initial model load has finished. Generous: a `--bench` start
     // imports and trains before it is ready.
     let channel = common::connect_when_ready(&addr.to_string(), Duration::from_secs(300)).await;
+    // The store connects after the predictor is ready (predictions do not
+    // wait for it). The embedded one always connects: wait for it, so that
+    // a test's first store call does not race it on a busy machine (seen in
+    // CI with a soak on the same cores: UNAVAILABLE "not connected yet").
+    if embedded_store {
+        common::wait_until_serving(
+            &channel,
+            nasperf::startup::STORE_HEALTH_NAME,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
     TestApp {
         addr,
         metrics_addr,

@@ -211,29 +211,40 @@ pub async fn connect_when_ready(
     addr: &str,
     timeout: std::time::Duration,
 ) -> tonic::transport::Channel {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
         .await
         .expect("connect");
+    wait_until_serving(&channel, "nasperf.v1.Predictor", timeout).await;
+    channel
+}
+
+/// Waits, up to `timeout`, until `service` reports SERVING on
+/// grpc.health.v1.
+pub async fn wait_until_serving(
+    channel: &tonic::transport::Channel,
+    service: &str,
+    timeout: std::time::Duration,
+) {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let mut health = HealthClient::new(channel.clone());
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let status = health
             .check(HealthCheckRequest {
-                service: "nasperf.v1.Predictor".to_owned(),
+                service: service.to_owned(),
             })
             .await
             .map(|r| r.into_inner().status);
         if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
-            return channel;
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{addr} never became ready"
+            "{service} never became SERVING"
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
