@@ -212,10 +212,20 @@ def operator(target: str, deadline: float, out_dir: str) -> None:
                 stats["unpins"] += 1
                 pinned = False
             if tick % 4 == 0:
-                r = models.Retrain(models_pb2.RetrainRequest(study=STUDY, objectives=[OBJECTIVE]), timeout=300)
-                stats["retrains"] += 1
-                for x in r.results:
-                    stats["retrain_outcomes"][x.outcome] = stats["retrain_outcomes"].get(x.outcome, 0) + 1
+                try:
+                    r = models.Retrain(models_pb2.RetrainRequest(study=STUDY, objectives=[OBJECTIVE]), timeout=300)
+                except grpc.RpcError as e:
+                    # The server's own schedule was retraining the same study:
+                    # ABORTED is its documented answer ("try again when it is
+                    # done"), not a failure. Counted apart.
+                    if e.code() != grpc.StatusCode.ABORTED:
+                        raise
+                    stats["retrain_outcomes"]["deferred (ABORTED: already retraining)"] = (
+                        stats["retrain_outcomes"].get("deferred (ABORTED: already retraining)", 0) + 1)
+                else:
+                    stats["retrains"] += 1
+                    for x in r.results:
+                        stats["retrain_outcomes"][x.outcome] = stats["retrain_outcomes"].get(x.outcome, 0) + 1
         except grpc.RpcError as e:
             stats["failed"].append((time.time(), e.code().name, (e.details() or "")[:200]))
     with open(os.path.join(out_dir, "operator.json"), "w") as f:
