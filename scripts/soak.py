@@ -370,9 +370,13 @@ def audit(args, work, admin_url, database, memory, outage_at, started, alive) ->
         return 60 * sum((t - mt) * (k - mk) for t, k in points) / var, mk
 
     tail = [(t, kib) for t, kib in memory if t >= 120] or memory
-    minutes: dict[int, list[int]] = {}
+    by_minute: dict[int, list[tuple[float, int]]] = {}
     for t, kib in tail:
-        minutes.setdefault(int(t // 60), []).append(kib)
+        by_minute.setdefault(int(t // 60), []).append((t, kib))
+    # Whole minutes only: the run's last seconds form a minute of one or two
+    # readings, whose "floor" is just wherever the sawtooth happened to be.
+    minutes = {m: [k for _, k in v] for m, v in by_minute.items() if v[-1][0] - v[0][0] >= 45} or {
+        m: [k for _, k in v] for m, v in by_minute.items()}
     floors = [(60 * m + 30, min(v)) for m, v in sorted(minutes.items())]
     peaks = [(60 * m + 30, max(v)) for m, v in sorted(minutes.items())]
     slope_kib_per_min, _ = slope(tail)
