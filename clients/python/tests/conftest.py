@@ -85,8 +85,8 @@ def server(models, tmp_path):
 
 
 def wait_ready(target: str, timeout: float = 60.0) -> None:
-    """Until the predictor's health says SERVING (models loaded)."""
-    from nasperf_client._pb.nasperf.v1 import predictor_pb2, predictor_pb2_grpc
+    """Until every fixture model is loaded and the store is connected."""
+    from nasperf_client._pb.nasperf.v1 import predictor_pb2, predictor_pb2_grpc, store_pb2, store_pb2_grpc
 
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(target) as channel:
@@ -95,10 +95,24 @@ def wait_ready(target: str, timeout: float = 60.0) -> None:
             try:
                 r = stub.ListObjectives(predictor_pb2.ListObjectivesRequest(), timeout=2)
                 if sum(1 for o in r.objectives if o.model_version) == len(OBJECTIVES):
-                    return
+                    break
             except grpc.RpcError:
                 pass
             assert time.monotonic() < deadline, f"{target} never became ready"
+            time.sleep(0.05)
+        # The store connects after the predictor is ready; a test's first
+        # store call must not race it (UNAVAILABLE "not connected yet").
+        # Any other answer (UNAUTHENTICATED on a server with tokens) means
+        # the store is past that point or the call never reaches it.
+        store = store_pb2_grpc.StoreStub(channel)
+        while True:
+            try:
+                store.ListStudies(store_pb2.ListStudiesRequest(), timeout=2)
+                return
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE:
+                    return
+            assert time.monotonic() < deadline, f"{target}: the store never connected"
             time.sleep(0.05)
 
 

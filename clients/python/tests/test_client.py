@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from nasperf_client import Client, Evaluation, NasperfError
+from nasperf_client._pb.nasperf.v1 import store_pb2
 
 from conftest import OBJECTIVES, wait_ready
 
@@ -95,11 +96,19 @@ def test_record_is_exactly_once_across_duplicates_and_a_restart(server):
         report = {}
 
         def work():
-            report["r"] = client.record(sent, chunk_size=25, backoff=0.05, max_retries=60)
+            report["r"] = client.record(sent, chunk_size=5, backoff=0.05, max_retries=60)
 
         worker = threading.Thread(target=work)
         worker.start()
-        time.sleep(0.8)
+        # Kill once some rows are stored and most are not: polled, not a
+        # fixed sleep, because how long the record takes depends on the
+        # machine (it finished within 0.8 s once the server set TCP_NODELAY,
+        # and the kill came too late).
+        deadline = time.time() + 60
+        stored = 0
+        while time.time() < deadline and stored < 100:
+            stored = client._store.GetStudy(store_pb2.GetStudyRequest(name=study), timeout=10).evaluations
+        assert 100 <= stored < len(evaluations), f"the record was not caught mid-way ({stored} stored)"
         server.kill()  # mid-stream, without warning
         time.sleep(0.5)
         server.start()
