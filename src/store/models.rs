@@ -162,8 +162,15 @@ impl TrainerLock {
     /// Releases the lock now. Dropping it also releases it, a moment later
     /// (when the connection is closed).
     pub async fn release(mut self) {
-        if let Some(conn) = self.connection.take() {
-            // Closing ends the session, which releases its advisory locks.
+        if let Some(mut conn) = self.connection.take() {
+            // Unlocked explicitly first: closing also releases the lock, but
+            // the server does so after it has processed the disconnect, and a
+            // retraining started right after could still find it held (a
+            // test saw Busy that way).
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(TRAINER_LOCK_KEY)
+                .execute(&mut conn)
+                .await;
             let _ = conn.close().await;
         }
     }
