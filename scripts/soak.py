@@ -26,6 +26,16 @@ Deliberate faults, counted apart: rows with an unknown op among valid ones
 deadline, and, halfway, PostgreSQL terminating every connection of the
 server (the store's outage handling; recorders retry on UNAVAILABLE).
 
+Before the clock starts, one evaluation of every network is recorded (the
+prefill, audited like the rest; ``--no-prefill`` skips it). Retraining
+reads one row per distinct architecture, so without it the training set,
+and the memory its retraining keeps mapped, grows for the first minutes
+of the run while random draws reach the networks not yet seen: a fill
+that ends, which a 10-minute window cannot tell from a leak. With it, the
+data a retraining reads has its final size from the start, and what is
+left to grow is what a leak would grow. The number of distinct
+architectures stored is reported per minute either way.
+
 The audit: every acknowledged key is stored exactly once with its value,
 nothing was stored that was not sent, no call failed outside the faults,
 and resident memory has no growth trend after the first two minutes.
@@ -244,6 +254,8 @@ def main() -> int:
     p.add_argument("--predictors", type=int, default=2)
     p.add_argument("--report", type=pathlib.Path, help="write the figures here as Markdown (and a PNG beside it)")
     p.add_argument("--keep-database", action="store_true")
+    p.add_argument("--no-prefill", dest="prefill", action="store_false",
+                   help="do not record every network once before the clock starts")
     args = p.parse_args()
 
     target_dir = os.environ.get("CARGO_TARGET_DIR", "target")
@@ -277,6 +289,8 @@ def main() -> int:
         env={**os.environ, "MALLOC_ARENA_MAX": "2"})
     try:
         wait_until_serving(target, networks[0][0])
+        if args.prefill:
+            prefill(target, networks, work)
         started = time.time()
         deadline = started + args.minutes * 60
         procs = [mp.Process(target=recorder, args=(target, w, networks, deadline, str(work)))
@@ -288,9 +302,17 @@ def main() -> int:
             proc.start()
 
         memory: list[tuple[float, int]] = []
+        distinct: list[tuple[float, int]] = []
         outage_at = None
         while time.time() < deadline:
             memory.append((time.time() - started, resident_kib(server.pid)))
+            if not distinct or memory[-1][0] - distinct[-1][0] >= 60:
+                try:
+                    count = int(psql(admin_url, "SELECT count(DISTINCT architecture_id) FROM evaluations",
+                                     database=database).strip())
+                    distinct.append((memory[-1][0], count))
+                except subprocess.CalledProcessError:
+                    pass  # during the deliberate outage; the next minute counts
             if outage_at is None and time.time() - started > args.minutes * 30:
                 # A deliberate fault: PostgreSQL drops every connection of the server.
                 outage_at = time.time()
@@ -311,10 +333,27 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
 
-    return audit(args, work, admin_url, database, memory, outage_at, started, alive)
+    return audit(args, work, admin_url, database, memory, distinct, outage_at, started, alive)
 
 
-def audit(args, work, admin_url, database, memory, outage_at, started, alive) -> int:
+def prefill(target: str, networks, work: pathlib.Path) -> None:
+    """One evaluation of every network, logged as sent and acknowledged like
+    the recorders' rows, so the audit covers them too."""
+    client = nasperf_client.Client(target, timeout=60.0)
+    rows = [{"study": STUDY, "arch": arch, "objective": OBJECTIVE, "value": value, "worker": "soak-prefill",
+             "idempotency_key": f"soak-prefill-{i}", "dataset": "cifar10"}
+            for i, (arch, value) in enumerate(networks)]
+    with open(work / "sent-prefill.tsv", "w") as sent:
+        sent.writelines(f"{r['idempotency_key']}\t{r['value']!r}\t0\n" for r in rows)
+    report = client.record(rows, chunk_size=500)
+    if report.rejected:
+        raise RuntimeError(f"prefill rows rejected: {report.rejected[:3]}")
+    with open(work / "acked-prefill.tsv", "w") as acked:
+        acked.writelines(f"{r['idempotency_key']}\t{r['value']!r}\n" for r in rows)
+    print(f"prefill: {report.stored + report.already_stored:,} evaluations, one per network", flush=True)
+
+
+def audit(args, work, admin_url, database, memory, distinct, outage_at, started, alive) -> int:
     sent, acked = {}, {}
     poisoned = set()
     for f in work.glob("sent-*.tsv"):
@@ -401,11 +440,12 @@ def audit(args, work, admin_url, database, memory, outage_at, started, alive) ->
     }
     lines = [
         f"Soak run: {args.minutes:g} minutes, {args.recorders} recorder and {args.predictors} predictor processes "
-        f"and an operator, one `nasperf serve` on PostgreSQL.",
+        f"and an operator, one `nasperf serve` on PostgreSQL"
+        f"{', after a prefill of one evaluation per network' if args.prefill else ''}.",
         "",
         "| figure | value |",
         "|---|---|",
-        f"| evaluations sent | {len(sent):,} |",
+        f"| evaluations sent (prefill included) | {len(sent):,} |",
         f"| acknowledged (stored or already stored) | {len(acked):,} |",
         f"| found in PostgreSQL | {len(stored):,} |",
         f"| lost / stored twice / wrong value | {len(lost)} / {len(doubled)} / {len(wrong_value)} |",
@@ -430,6 +470,8 @@ def audit(args, work, admin_url, database, memory, outage_at, started, alive) ->
         f"| memory trend after 2 min, least squares: per-minute floor / every reading / per-minute peak | "
         f"{floor_slope:+.1f} / {slope_kib_per_min:+.1f} / {peak_slope:+.1f} KiB/min |",
         f"| per-minute floor after 2 min (MiB) | {', '.join(f'{k / 1024:.1f}' for _, k in floors)} |",
+        f"| distinct architectures stored, each minute ({'after the prefill' if args.prefill else 'no prefill'}) | "
+        f"{', '.join(f'{n:,}' for _, n in distinct)} |",
         "",
         "| check | |",
         "|---|---|",

@@ -382,8 +382,9 @@ async fn stream_rate(
     Ok(rate)
 }
 
-/// p99 of single-candidate Predict while every model is swapped each
-/// second, against the same load without swaps; every call must succeed.
+/// p99 of single-candidate Predict while one model, then every model, is
+/// swapped each second, against the same load without swaps; every call
+/// must succeed.
 pub async fn hot_reload(
     exe: &Path,
     models_dir: &Path,

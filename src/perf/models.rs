@@ -26,7 +26,7 @@ use super::report::Figure;
 use crate::{
     bench,
     dataset::Dataset,
-    features::{PROXY_NAMES, ProxyValues},
+    features::ProxyValues,
     objectives::Objective,
     predict::{self, CandidateInput, Limits, PredictInput},
     registry::{ModelSet, Registry},
@@ -211,13 +211,7 @@ impl Workload {
                 search_space: space.name().to_owned(),
                 arch: arch.clone(),
                 proxies: p
-                    .map(|p| {
-                        PROXY_NAMES
-                            .iter()
-                            .map(|n| (*n).to_owned())
-                            .zip(p.0)
-                            .collect()
-                    })
+                    .map(|p| p.sent().map(|(n, v)| (n.to_owned(), v)).collect())
                     .unwrap_or_default(),
             });
             let parsed = space

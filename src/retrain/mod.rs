@@ -283,7 +283,7 @@ fn log(r: &ObjectiveReport) {
         ),
         Outcome::Candidate { .. } => tracing::warn!(
             study = %r.study, objective = %r.objective, version = r.version.as_deref().unwrap_or(""),
-            kendall_tau = %tau, baseline = %baseline,
+            kendall_tau = %tau, baseline = %baseline, rows = r.training_rows,
             "retrained model not promoted: {}", r.message
         ),
         Outcome::TooLittleData | Outcome::Unchanged => tracing::info!(
