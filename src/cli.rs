@@ -47,6 +47,9 @@ pub enum Command {
     /// Measure every hot path beside its baseline from the same run
     /// (docs/performance.md).
     Bench(BenchArgs),
+    /// Measure prediction quality on the benchmark tables beside reference
+    /// predictors run on the same splits (docs/quality.md).
+    Eval(EvalArgs),
 }
 
 /// Where the evaluation store is.
@@ -395,6 +398,69 @@ pub struct BenchArgs {
     /// drops) databases of its own; without it, no ingest figures.
     #[arg(long, env = "NASPERF_BENCH_POSTGRES", hide_env_values = true)]
     pub postgres: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Benchmark tables: the networks, their measured values and proxies.
+    #[arg(long, env = "NASPERF_BENCHDATA")]
+    pub bench: PathBuf,
+
+    /// Objectives to evaluate (repeatable); the six of docs/quality.md by
+    /// default.
+    #[arg(long = "objective")]
+    pub objectives: Vec<String>,
+
+    /// Training-set sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "32,128,1024")]
+    pub train_sizes: Vec<usize>,
+
+    /// Seeds 0..N: one random split per seed and train size.
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+
+    /// Feature sets our recipe is trained on, comma-separated unions of
+    /// graph, proxies and onehot (e.g. `graph+proxies,onehot`); by default
+    /// the one served models use.
+    #[arg(long, value_delimiter = ',')]
+    pub feature_sets: Vec<crate::eval::FeatureSet>,
+
+    /// Feature sets the reference models are run on.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "graph,proxies,onehot,graph+proxies,onehot+proxies"
+    )]
+    pub reference_feature_sets: Vec<crate::eval::FeatureSet>,
+
+    /// Reference models: random_forest, xgboost, lightgbm.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "random_forest,xgboost,lightgbm"
+    )]
+    pub reference_models: Vec<String>,
+
+    /// The Python that runs the reference (needs
+    /// scripts/reference-requirements.txt).
+    #[arg(long, env = "NASPERF_REFERENCE_PYTHON", default_value = "python3")]
+    pub reference_python: PathBuf,
+
+    /// The reference runner script.
+    #[arg(long, default_value = "scripts/reference_runner.py")]
+    pub reference_script: PathBuf,
+
+    /// Our side only.
+    #[arg(long)]
+    pub no_reference: bool,
+
+    /// Worker threads for our side (default: every core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+
+    /// Folder for the report: quality.md, quality.json and the figures.
+    #[arg(long, default_value = "eval-report")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -5,13 +5,15 @@
 //! [`bench`] reads public benchmark tables; [`train`] fits models;
 //! [`model`] evaluates a saved model; [`registry`] loads, validates and
 //! hot-swaps models; [`service`] is the gRPC API; [`startup`] wires a server; [`perf`] is
-//! `nasperf bench`, the performance suite.
+//! `nasperf bench`, the performance suite; [`eval`] is `nasperf eval`, the
+//! prediction-quality protocol.
 
 pub use nasperf_core::{bench, dataset, features, model, objectives, space};
 
 pub mod auth;
 pub mod cli;
 pub mod commands;
+pub mod eval;
 pub mod metrics;
 pub mod middleware;
 pub mod pareto;

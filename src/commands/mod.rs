@@ -1,6 +1,7 @@
 //! What each subcommand does. `main.rs` only parses and calls [`run`].
 
 mod bench;
+mod eval;
 mod import;
 pub mod models;
 mod predict;
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retrain(args) => retrain::run(args).await,
         Command::Models(command) => models::run(command).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Eval(args) => tokio::task::spawn_blocking(move || eval::run(args)).await?,
         Command::Objectives(args) => {
             if args.markdown {
                 print!("{}", crate::objectives::markdown());

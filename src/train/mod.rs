@@ -7,6 +7,7 @@
 
 pub mod lightgbm;
 pub mod metrics;
+pub mod recipe;
 
 use std::{
     collections::{BTreeMap, HashMap},

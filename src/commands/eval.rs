@@ -1,0 +1,132 @@
+//! `nasperf eval`: the prediction-quality protocol, its reference run and
+//! its report (Markdown, JSON, PNG figures).
+
+use anyhow::{Context, bail};
+use indicatif::ProgressBar;
+
+use crate::{
+    cli::EvalArgs,
+    commands::train::select_objectives,
+    eval::{self, plot, reference, report},
+    train::recipe::Recipe,
+};
+
+/// The objectives of docs/quality.md: accuracy, two attacks, three devices.
+pub const DEFAULT_OBJECTIVES: [&str; 6] = [
+    "cifar10/val_acc_200ep",
+    "cifar10/fgsm_eps1",
+    "cifar10/pgd_eps1",
+    "cifar10/edgegpu_latency",
+    "cifar10/raspi4_latency",
+    "cifar10/eyeriss_energy",
+];
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let ids: Vec<String> = if args.objectives.is_empty() {
+        DEFAULT_OBJECTIVES.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        args.objectives.clone()
+    };
+    let objectives = select_objectives(&ids)?;
+    if args.train_sizes.is_empty() || args.train_sizes.contains(&0) {
+        bail!("--train-sizes needs sizes of at least 1");
+    }
+    if args.seeds == 0 {
+        bail!("--seeds needs at least 1");
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let protocol = eval::Protocol {
+        objectives,
+        train_sizes: args.train_sizes.clone(),
+        seeds: (0..args.seeds).collect(),
+        feature_sets: args.feature_sets.clone(),
+        recipe: Recipe::default(),
+        jobs,
+    };
+    let data = eval::load(&args.bench, &protocol.objectives)
+        .with_context(|| format!("reading the tables under {}", args.bench.display()))?;
+    for d in &data {
+        eprintln!("{}: {} networks", d.objective.id, d.len());
+    }
+
+    let bar = ProgressBar::new(0);
+    let outcome = eval::run(&protocol, &data, &bar)?;
+    bar.finish_and_clear();
+    eprintln!(
+        "our side: {} fits in {:.0} s",
+        outcome.runs.len(),
+        outcome.seconds
+    );
+
+    let references = if args.no_reference {
+        Vec::new()
+    } else {
+        let r = reference::Reference {
+            python: args.reference_python.clone(),
+            script: args.reference_script.clone(),
+            feature_sets: args.reference_feature_sets.clone(),
+            models: args.reference_models.clone(),
+        };
+        let bar = ProgressBar::new(0);
+        let started = std::time::Instant::now();
+        let jobs_dir = args.out.join("reference");
+        let runs = reference::run(
+            &r,
+            &data,
+            &protocol.train_sizes,
+            &protocol.seeds,
+            &jobs_dir,
+            &bar,
+        )?;
+        bar.finish_and_clear();
+        eprintln!(
+            "reference: {} fits in {:.0} s",
+            runs.len(),
+            started.elapsed().as_secs_f64()
+        );
+        runs
+    };
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let cells = report::cells(&outcome.runs, &references);
+    let mut figures = Vec::new();
+    let tau_png = "quality-tau.png";
+    let scatter_png = "quality-scatter.png";
+    let drawn = plot::tau_by_train_size(&cells, &args.out.join(tau_png))
+        .and_then(|()| plot::predicted_vs_true(&outcome.scatters, &args.out.join(scatter_png)));
+    match drawn {
+        Ok(()) => figures.extend([tau_png.to_owned(), scatter_png.to_owned()]),
+        // The figures are for people; the tables still hold every number.
+        Err(e) => eprintln!("warning: no figures: {e}"),
+    }
+    let command = std::env::args()
+        .map(|a| {
+            if a.contains(char::is_whitespace) {
+                format!("'{a}'")
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let markdown = report::markdown(&cells, &command, outcome.seconds, &figures);
+    let md_path = args.out.join("quality.md");
+    std::fs::write(&md_path, &markdown)
+        .with_context(|| format!("writing {}", md_path.display()))?;
+    let json = serde_json::json!({
+        "command": command,
+        "seconds": outcome.seconds,
+        "cells": cells,
+        "runs": outcome.runs,
+        "reference_runs": references,
+    });
+    let json_path = args.out.join("quality.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    println!("{markdown}");
+    eprintln!("report: {}", md_path.display());
+    Ok(())
+}

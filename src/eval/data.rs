@@ -1,0 +1,235 @@
+//! What the protocol evaluates on: an objective's value for every network
+//! of the 9,445 canonical NB201 networks the tables measure, and each
+//! feature set's row for every one of them.
+
+use std::{collections::HashMap, fmt, path::Path, str::FromStr};
+
+use crate::{
+    bench,
+    features::{PROXY_FEATURE_PREFIX, PROXY_NAMES, ProxyValues},
+    objectives::{Objective, ObjectiveKind},
+    space::nb201::{
+        Nb201,
+        cell::{Cell, Op},
+    },
+    train::{self, TrainError},
+};
+
+/// A block of features the protocol can combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Block {
+    /// What a served model sees of the architecture: op counts, the graph
+    /// features, and the dataset's parameter count and FLOPs.
+    Graph,
+    /// The 13 zero-cost proxies of the objective's dataset.
+    Proxies,
+    /// One indicator per edge and operation (6 x 5).
+    OneHot,
+}
+
+impl Block {
+    pub const ALL: [Block; 3] = [Block::Graph, Block::Proxies, Block::OneHot];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Block::Graph => "graph",
+            Block::Proxies => "proxies",
+            Block::OneHot => "onehot",
+        }
+    }
+}
+
+/// A union of blocks, written `graph+proxies`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeatureSet(pub Vec<Block>);
+
+impl FeatureSet {
+    /// The sets the reference is run on by default: each block and the
+    /// unions with proxies.
+    pub fn reference_defaults() -> Vec<FeatureSet> {
+        [
+            "graph",
+            "proxies",
+            "onehot",
+            "graph+proxies",
+            "onehot+proxies",
+        ]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+    }
+
+    pub fn has(&self, block: Block) -> bool {
+        self.0.contains(&block)
+    }
+}
+
+impl fmt::Display for FeatureSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|b| b.name()).collect();
+        f.write_str(&names.join("+"))
+    }
+}
+
+impl FromStr for FeatureSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut blocks = Vec::new();
+        for part in s.split('+') {
+            let block = Block::ALL
+                .into_iter()
+                .find(|b| b.name() == part.trim())
+                .ok_or_else(|| {
+                    format!(
+                        "unknown feature block {part:?} in {s:?}; known: graph, proxies, onehot"
+                    )
+                })?;
+            if blocks.contains(&block) {
+                return Err(format!("feature block {part:?} named twice in {s:?}"));
+            }
+            blocks.push(block);
+        }
+        blocks.sort();
+        Ok(FeatureSet(blocks))
+    }
+}
+
+/// One objective on the canonical networks: `targets[i]` is the value of
+/// `cells[i]`, cells in ascending order, so the same seed draws the same
+/// networks for every objective that measures the same ones.
+#[derive(Debug, Clone)]
+pub struct ObjectiveData {
+    pub objective: Objective,
+    pub cells: Vec<Cell>,
+    pub targets: Vec<f64>,
+    graph_names: Vec<String>,
+    graph: Vec<f64>,
+    /// NaN where the proxy table lacks a network.
+    proxies: Vec<ProxyValues>,
+}
+
+/// The columns and row-major values of one feature set.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub names: Vec<String>,
+    pub values: Vec<f64>,
+}
+
+impl Matrix {
+    pub fn width(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        let w = self.width();
+        &self.values[i * w..(i + 1) * w]
+    }
+
+    /// The rows `idx`, in that order.
+    pub fn rows(&self, idx: &[usize]) -> Vec<f64> {
+        let mut out = Vec::with_capacity(idx.len() * self.width());
+        for &i in idx {
+            out.extend_from_slice(self.row(i));
+        }
+        out
+    }
+}
+
+/// Whether a smaller value is better: costs are minimised, accuracies not.
+pub fn lower_is_better(objective: &Objective) -> bool {
+    objective.kind == ObjectiveKind::Hardware
+}
+
+impl ObjectiveData {
+    /// Reads the objective's table and its dataset's proxies. Values of a
+    /// network measured several times are averaged, as training does; cells
+    /// with dead operations are left out (they are not among the canonical
+    /// networks, whatever the objective; the network with no operation at
+    /// all is one of them, as in the tables).
+    pub fn load(
+        bench_dir: &Path,
+        objective: &Objective,
+        proxies: Option<&HashMap<Cell, ProxyValues>>,
+    ) -> Result<Self, TrainError> {
+        let space = Nb201::new();
+        let measurements = bench::load_objective(bench_dir, objective)?;
+        let set = train::build_training_set(objective, &measurements, None, &space)?;
+        let graph_names = set.feature_names.clone();
+        let mut cells = Vec::new();
+        let mut targets = Vec::new();
+        let mut graph = Vec::new();
+        for (i, cell) in set.cells.iter().enumerate() {
+            if cell.canonical() != *cell {
+                continue;
+            }
+            cells.push(*cell);
+            targets.push(set.targets[i]);
+            graph.extend_from_slice(set.row(i));
+        }
+        let proxies = cells
+            .iter()
+            .map(|c| {
+                proxies
+                    .and_then(|p| p.get(c).copied())
+                    .unwrap_or(ProxyValues::MISSING)
+            })
+            .collect();
+        Ok(Self {
+            objective: objective.clone(),
+            cells,
+            targets,
+            graph_names,
+            graph,
+            proxies,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// The feature set's matrix over every network. Graph and proxy
+    /// columns carry the names served models use, so a model trained on a
+    /// matrix with `graph` or `proxies` can be served as it is.
+    pub fn matrix(&self, set: &FeatureSet) -> Matrix {
+        let mut names = Vec::new();
+        for block in &set.0 {
+            match block {
+                Block::Graph => names.extend(self.graph_names.iter().cloned()),
+                Block::Proxies => names.extend(
+                    PROXY_NAMES
+                        .iter()
+                        .map(|p| format!("{PROXY_FEATURE_PREFIX}{p}")),
+                ),
+                Block::OneHot => {
+                    for edge in 0..6 {
+                        for op in Op::ALL {
+                            names.push(format!("onehot.edge{edge}.{}", op.short_name()));
+                        }
+                    }
+                }
+            }
+        }
+        let gw = self.graph_names.len();
+        let mut values = Vec::with_capacity(self.len() * names.len());
+        for (i, cell) in self.cells.iter().enumerate() {
+            for block in &set.0 {
+                match block {
+                    Block::Graph => values.extend_from_slice(&self.graph[i * gw..(i + 1) * gw]),
+                    Block::Proxies => values.extend_from_slice(&self.proxies[i].0),
+                    Block::OneHot => {
+                        for op in cell.0 {
+                            values.extend(Op::ALL.iter().map(|&o| f64::from(u8::from(o == op))));
+                        }
+                    }
+                }
+            }
+        }
+        Matrix { names, values }
+    }
+}

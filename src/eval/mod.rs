@@ -1,0 +1,353 @@
+//! `nasperf eval`: the prediction-quality protocol.
+//!
+//! On the 9,445 canonical NB201 networks, draw N training networks at
+//! random, train with the recipe (`crate::train::recipe`), predict every
+//! other network, and score the ranking (Kendall tau-b, Spearman rho, the
+//! precision of the predicted top 5%) and the interval (how often the true
+//! value falls inside it). Repeat over seeds, train sizes, feature sets and
+//! objectives. The reference predictors (`scripts/reference_runner.py`)
+//! get the same networks, feature sets and splits, so both columns of the
+//! report come from one run.
+
+pub mod data;
+pub mod plot;
+pub mod reference;
+pub mod report;
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+pub use self::data::{Block, FeatureSet, Matrix, ObjectiveData, lower_is_better};
+use crate::{
+    objectives::{Objective, ObjectiveKind},
+    train::{SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe},
+};
+
+/// The share of networks whose ranking matters most to a search.
+pub const TOP_FRACTION: f64 = 0.05;
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct Protocol {
+    pub objectives: Vec<Objective>,
+    pub train_sizes: Vec<usize>,
+    pub seeds: Vec<u64>,
+    /// The feature sets our recipe is trained on; empty means the one the
+    /// served models use ([`serving_feature_set`]).
+    pub feature_sets: Vec<FeatureSet>,
+    pub recipe: Recipe,
+    /// Worker threads (each LightGBM fit is single-threaded).
+    pub jobs: usize,
+}
+
+/// The feature set a served model of `objective` is trained on: the graph
+/// view, plus the proxies where its dataset's tables have them and the
+/// objective is not a hardware cost (served hardware models ignore
+/// proxies: a device runs the cell, whatever its proxies say).
+pub fn serving_feature_set(objective: &Objective, has_proxies: bool) -> FeatureSet {
+    if has_proxies && objective.kind != ObjectiveKind::Hardware {
+        FeatureSet(vec![Block::Graph, Block::Proxies])
+    } else {
+        FeatureSet(vec![Block::Graph])
+    }
+}
+
+/// The training networks of one split: the first `train_size` of a
+/// permutation of `0..n` drawn from `seed`. The test networks are all the
+/// others. The same `(n, train_size, seed)` always gives the same split.
+pub fn split(n: usize, train_size: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let order = SplitMix64(seed).permutation(n);
+    let (train, test) = order.split_at(train_size.min(n));
+    let mut train = train.to_vec();
+    let mut test = test.to_vec();
+    train.sort_unstable();
+    test.sort_unstable();
+    (train, test)
+}
+
+/// How many of the truly best `fraction` of networks are among the
+/// predicted best `fraction`. Ties are broken by position, as the reference
+/// runner's stable sort does.
+pub fn top_precision(pred: &[f64], truth: &[f64], fraction: f64, lower_is_better: bool) -> f64 {
+    let k = ((fraction * truth.len() as f64).round() as usize).max(1);
+    let best = |v: &[f64]| -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        if lower_is_better {
+            idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        } else {
+            idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+        }
+        idx.truncate(k);
+        idx.sort_unstable();
+        idx
+    };
+    let (t, p) = (best(truth), best(pred));
+    let hits = t.iter().filter(|i| p.binary_search(i).is_ok()).count();
+    hits as f64 / k as f64
+}
+
+/// A rank correlation of predictions with the truth; 0 when every
+/// prediction is the same (no ranking at all, where the correlation itself
+/// is undefined), as the reference runner scores it.
+pub fn ranking(correlation: fn(&[f64], &[f64]) -> f64, pred: &[f64], truth: &[f64]) -> f64 {
+    if pred.iter().all(|p| *p == pred[0]) {
+        0.0
+    } else {
+        correlation(pred, truth)
+    }
+}
+
+/// One trained and scored model: an objective, a feature set, a train size
+/// and a seed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub objective: String,
+    pub feature_set: String,
+    pub train_size: usize,
+    pub seed: u64,
+    pub kendall_tau: f64,
+    pub spearman_rho: f64,
+    pub top_precision: f64,
+    /// Share of test networks whose true value is inside the interval.
+    pub coverage: f64,
+    pub chosen: String,
+    pub seconds: f64,
+}
+
+/// Predicted against true values of one run, for the figure.
+#[derive(Debug, Clone)]
+pub struct Scatter {
+    pub objective: String,
+    pub unit: String,
+    pub train_size: usize,
+    pub seed: u64,
+    pub predicted: Vec<f64>,
+    pub truth: Vec<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub runs: Vec<Run>,
+    pub scatters: Vec<Scatter>,
+    pub seconds: f64,
+}
+
+/// Loads every objective of the protocol (proxies once per dataset).
+pub fn load(bench_dir: &Path, objectives: &[Objective]) -> Result<Vec<ObjectiveData>, TrainError> {
+    let proxies = load_all_proxies(bench_dir)?;
+    objectives
+        .iter()
+        .map(|o| ObjectiveData::load(bench_dir, o, proxies.get(&o.dataset)))
+        .collect()
+}
+
+/// Whether the tables have proxies for this objective's networks.
+pub fn has_proxies(data: &ObjectiveData) -> bool {
+    let m = data.matrix(&FeatureSet(vec![Block::Proxies]));
+    m.values.iter().any(|v| !v.is_nan())
+}
+
+/// Runs our recipe over every (objective, feature set, train size, seed),
+/// on `protocol.jobs` threads. The scatter kept per objective is the first
+/// seed at the middle train size.
+pub fn run(
+    protocol: &Protocol,
+    data: &[ObjectiveData],
+    bar: &ProgressBar,
+) -> Result<Outcome, TrainError> {
+    let started = Instant::now();
+    struct Job<'a> {
+        data: &'a ObjectiveData,
+        matrix: std::sync::Arc<Matrix>,
+        feature_set: FeatureSet,
+        train_size: usize,
+        seed: u64,
+    }
+    let mut jobs = Vec::new();
+    for d in data {
+        let sets = if protocol.feature_sets.is_empty() {
+            vec![serving_feature_set(&d.objective, has_proxies(d))]
+        } else {
+            protocol.feature_sets.clone()
+        };
+        for fs in sets {
+            let matrix = std::sync::Arc::new(d.matrix(&fs));
+            for &train_size in &protocol.train_sizes {
+                if train_size >= d.len() {
+                    return Err(TrainError::Data {
+                        objective: d.objective.id.clone(),
+                        message: format!(
+                            "train size {train_size} leaves no test network of {}",
+                            d.len()
+                        ),
+                    });
+                }
+                for &seed in &protocol.seeds {
+                    jobs.push(Job {
+                        data: d,
+                        matrix: matrix.clone(),
+                        feature_set: fs.clone(),
+                        train_size,
+                        seed,
+                    });
+                }
+            }
+        }
+    }
+    // Largest first, so the last threads do not wait on one long fit.
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.train_size));
+    let scatter_size = {
+        let mut sizes = protocol.train_sizes.clone();
+        sizes.sort_unstable();
+        sizes.get(sizes.len() / 2).copied()
+    };
+    let scatter_seed = protocol.seeds.first().copied();
+    bar.set_length(jobs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} fits, eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let next = AtomicUsize::new(0);
+    let runs = Mutex::new(Vec::with_capacity(jobs.len()));
+    let scatters = Mutex::new(HashMap::new());
+    let failure = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..protocol.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    if lock(&failure).is_some() {
+                        break;
+                    }
+                    let t0 = Instant::now();
+                    let (train, test) = split(job.data.len(), job.train_size, job.seed);
+                    let x = job.matrix.rows(&train);
+                    let y: Vec<f64> = train.iter().map(|&i| job.data.targets[i]).collect();
+                    let fitted = match protocol.recipe.fit(&x, &job.matrix.names, &y, job.seed) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            *lock(&failure) = Some(TrainError::Data {
+                                objective: job.data.objective.id.clone(),
+                                message: format!("N={} seed {}: {e}", job.train_size, job.seed),
+                            });
+                            break;
+                        }
+                    };
+                    let test_x = job.matrix.rows(&test);
+                    let mut pred = vec![0.0; test.len()];
+                    fitted.predict_batch(&test_x, &mut pred);
+                    let truth: Vec<f64> = test.iter().map(|&i| job.data.targets[i]).collect();
+                    let h = fitted.interval_half_width;
+                    let inside = pred
+                        .iter()
+                        .zip(&truth)
+                        .filter(|(p, t)| (*p - *t).abs() <= h)
+                        .count();
+                    let run = Run {
+                        objective: job.data.objective.id.clone(),
+                        feature_set: job.feature_set.to_string(),
+                        train_size: job.train_size,
+                        seed: job.seed,
+                        kendall_tau: ranking(metrics::kendall_tau_b, &pred, &truth),
+                        spearman_rho: ranking(metrics::spearman_rho, &pred, &truth),
+                        top_precision: top_precision(
+                            &pred,
+                            &truth,
+                            TOP_FRACTION,
+                            lower_is_better(&job.data.objective),
+                        ),
+                        coverage: inside as f64 / truth.len() as f64,
+                        chosen: fitted.chosen.to_owned(),
+                        seconds: t0.elapsed().as_secs_f64(),
+                    };
+                    if Some(job.train_size) == scatter_size && Some(job.seed) == scatter_seed {
+                        lock(&scatters)
+                            .entry((run.objective.clone(), run.feature_set.clone()))
+                            .or_insert(Scatter {
+                                objective: run.objective.clone(),
+                                unit: job.data.objective.unit.to_owned(),
+                                train_size: job.train_size,
+                                seed: job.seed,
+                                predicted: pred,
+                                truth,
+                            });
+                    }
+                    bar.set_message(format!("{} N={}", run.objective, run.train_size));
+                    lock(&runs).push(run);
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    if let Some(e) = lock(&failure).take() {
+        return Err(e);
+    }
+    let mut runs = runs.into_inner().unwrap_or_else(|p| p.into_inner());
+    runs.sort_by(|a, b| {
+        (&a.objective, &a.feature_set, a.train_size, a.seed).cmp(&(
+            &b.objective,
+            &b.feature_set,
+            b.train_size,
+            b.seed,
+        ))
+    });
+    let mut scatters: Vec<Scatter> = scatters
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_values()
+        .collect();
+    scatters.sort_by(|a, b| a.objective.cmp(&b.objective));
+    Ok(Outcome {
+        runs,
+        scatters,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A poisoned lock only means another worker panicked; its data is still
+/// what it was, and the panic itself reaches the caller through the scope.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_is_a_partition_and_depends_only_on_its_seed() {
+        let (train, test) = split(100, 32, 7);
+        assert_eq!(train.len(), 32);
+        assert_eq!(test.len(), 68);
+        let mut all: Vec<usize> = train.iter().chain(&test).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(split(100, 32, 7), (train.clone(), test));
+        assert_ne!(split(100, 32, 8).0, train);
+    }
+
+    #[test]
+    fn top_precision_counts_the_true_best_among_the_predicted_best() {
+        let truth = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        // Top 20% = 2 networks: truth's best are 9 and 10 (indices 8, 9).
+        let pred = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0];
+        let p = [9.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 0.0];
+        assert_eq!(top_precision(&truth, &truth, 0.2, false), 1.0);
+        assert_eq!(top_precision(&p, &truth, 0.2, false), 0.5);
+        // Lower is better: the best are indices 0 and 1.
+        assert_eq!(top_precision(&pred, &truth, 0.2, true), 0.5);
+    }
+}

@@ -1,0 +1,269 @@
+//! The protocol's figures side by side: our recipe against the best
+//! reference model and feature set, per objective and train size.
+
+use std::{collections::BTreeMap, fmt::Write};
+
+use serde::Serialize;
+
+use super::{Run, reference::ReferenceRun};
+
+/// Mean and standard deviation (n - 1) over seeds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    pub mean: f64,
+    pub std: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Spread {
+        let v: Vec<f64> = values.into_iter().collect();
+        let n = v.len();
+        if n == 0 {
+            return Spread {
+                mean: f64::NAN,
+                std: f64::NAN,
+                n,
+            };
+        }
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let std = if n > 1 {
+            (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        Spread { mean, std, n }
+    }
+}
+
+/// Where the reference is 0.99 or more, being within this of it counts as
+/// level (there is no room left to be ahead).
+pub const CEILING: f64 = 0.99;
+pub const CEILING_TOLERANCE: f64 = 0.003;
+
+/// One objective at one train size.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub objective: String,
+    pub train_size: usize,
+    pub feature_set: String,
+    pub kendall_tau: Spread,
+    pub spearman_rho: Spread,
+    pub top_precision: Spread,
+    pub coverage: Spread,
+    /// What the recipe chose, and how often.
+    pub chosen: BTreeMap<String, usize>,
+    /// The best reference model and feature set by mean Kendall tau.
+    pub reference: Option<ReferenceCell>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceCell {
+    pub model: String,
+    pub feature_set: String,
+    pub kendall_tau: Spread,
+    pub spearman_rho: Spread,
+    /// The best top-5% precision of any reference model and feature set.
+    pub top_precision: Spread,
+}
+
+impl Cell {
+    /// Ahead of the reference (or level with it near the ceiling).
+    pub fn ahead(&self) -> Option<bool> {
+        let r = self.reference.as_ref()?;
+        let ours = self.kendall_tau.mean;
+        Some(if r.kendall_tau.mean >= CEILING {
+            ours >= r.kendall_tau.mean - CEILING_TOLERANCE
+        } else {
+            ours > r.kendall_tau.mean
+        })
+    }
+
+    /// Ahead by more than one standard deviation over seeds (the larger of
+    /// the two sides').
+    pub fn clearly_ahead(&self) -> Option<bool> {
+        let r = self.reference.as_ref()?;
+        let std = self.kendall_tau.std.max(r.kendall_tau.std);
+        Some(self.kendall_tau.mean - r.kendall_tau.mean > std)
+    }
+}
+
+/// Groups runs into cells, one per (objective, feature set, train size).
+pub fn cells(runs: &[Run], reference: &[ReferenceRun]) -> Vec<Cell> {
+    let mut groups: BTreeMap<(String, String, usize), Vec<&Run>> = BTreeMap::new();
+    for r in runs {
+        groups
+            .entry((r.objective.clone(), r.feature_set.clone(), r.train_size))
+            .or_default()
+            .push(r);
+    }
+    // Reference runs by (objective, train size) then (model, feature set).
+    type ByModel<'a> = BTreeMap<(String, String), Vec<&'a ReferenceRun>>;
+    let mut refs: BTreeMap<(String, usize), ByModel> = BTreeMap::new();
+    for r in reference {
+        refs.entry((r.objective.clone(), r.train_size))
+            .or_default()
+            .entry((r.model.clone(), r.feature_set.clone()))
+            .or_default()
+            .push(r);
+    }
+    groups
+        .into_iter()
+        .map(|((objective, feature_set, train_size), rs)| {
+            let mut chosen = BTreeMap::new();
+            for r in &rs {
+                *chosen.entry(r.chosen.clone()).or_insert(0) += 1;
+            }
+            let reference = refs.get(&(objective.clone(), train_size)).and_then(|by| {
+                let best = by.iter().max_by(|a, b| {
+                    let tau =
+                        |v: &Vec<&ReferenceRun>| Spread::of(v.iter().map(|r| r.kendall_tau)).mean;
+                    tau(a.1).total_cmp(&tau(b.1))
+                })?;
+                let top = by
+                    .values()
+                    .map(|v| Spread::of(v.iter().map(|r| r.top_precision)))
+                    .max_by(|a, b| a.mean.total_cmp(&b.mean))?;
+                Some(ReferenceCell {
+                    model: best.0.0.clone(),
+                    feature_set: best.0.1.clone(),
+                    kendall_tau: Spread::of(best.1.iter().map(|r| r.kendall_tau)),
+                    spearman_rho: Spread::of(best.1.iter().map(|r| r.spearman_rho)),
+                    top_precision: top,
+                })
+            });
+            Cell {
+                objective,
+                train_size,
+                feature_set,
+                kendall_tau: Spread::of(rs.iter().map(|r| r.kendall_tau)),
+                spearman_rho: Spread::of(rs.iter().map(|r| r.spearman_rho)),
+                top_precision: Spread::of(rs.iter().map(|r| r.top_precision)),
+                coverage: Spread::of(rs.iter().map(|r| r.coverage)),
+                chosen,
+                reference,
+            }
+        })
+        .collect()
+}
+
+fn pm(s: &Spread) -> String {
+    format!("{:.3} ± {:.3}", s.mean, s.std)
+}
+
+/// The report as Markdown. `command` is what produced it; `figures` the
+/// PNG file names written beside it.
+pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# Prediction quality\n");
+    let _ = writeln!(
+        out,
+        "Made by `{command}` in {seconds:.0} s for our side (the reference runner excluded).\n"
+    );
+    let _ = writeln!(
+        out,
+        "Kendall tau-b on every network not drawn for training (mean ± standard deviation over \
+         seeds). The reference is the best of scikit-learn's random forest, XGBoost and LightGBM \
+         (default settings) over every feature set, chosen per cell by its mean, on the same \
+         splits. \"ahead\" means a higher mean (within {CEILING_TOLERANCE} where the reference \
+         is {CEILING} or more); \"clearly\" means by more than the larger standard deviation.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| objective | N | ours (features) | reference (best model, features) | Δ | ahead |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for c in cells {
+        let (reference, delta) = match &c.reference {
+            Some(r) => (
+                format!("{} ({}, {})", pm(&r.kendall_tau), r.model, r.feature_set),
+                format!("{:+.3}", c.kendall_tau.mean - r.kendall_tau.mean),
+            ),
+            None => ("not run".to_owned(), String::new()),
+        };
+        let verdict = match (c.ahead(), c.clearly_ahead()) {
+            (Some(true), Some(true)) => "clearly",
+            (Some(true), _) => "yes",
+            (Some(false), _) => "**no**",
+            (None, _) => "",
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} ({}) | {reference} | {delta} | {verdict} |",
+            c.objective,
+            c.train_size,
+            pm(&c.kendall_tau),
+            c.feature_set
+        );
+    }
+    let with_ref: Vec<&Cell> = cells.iter().filter(|c| c.reference.is_some()).collect();
+    if !with_ref.is_empty() {
+        let ahead = with_ref.iter().filter(|c| c.ahead() == Some(true)).count();
+        let clearly = with_ref
+            .iter()
+            .filter(|c| c.clearly_ahead() == Some(true))
+            .count();
+        let _ = writeln!(
+            out,
+            "\nAhead in {ahead} of {} cells, clearly ahead in {clearly}.\n",
+            with_ref.len()
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\n## Where it matters: the top 5%, Spearman rho, the interval\n"
+    );
+    let _ = writeln!(
+        out,
+        "Top-5% precision: how many of the truly best 5% of the test networks are among the \
+         predicted best 5% (the reference column is its best model and feature set by this \
+         figure). Coverage: how often the true value falls inside the nominal 80% interval \
+         (split-conformal on the recipe's out-of-fold residuals).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| objective | N | top-5% ours | top-5% reference | Spearman ours | Spearman reference | 80% interval coverage | recipe chose |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for c in cells {
+        let (top_ref, rho_ref) = c
+            .reference
+            .as_ref()
+            .map(|r| (pm(&r.top_precision), pm(&r.spearman_rho)))
+            .unwrap_or_default();
+        let chosen: Vec<String> = c.chosen.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {top_ref} | {} | {rho_ref} | {:.1}% ± {:.1} | {} |",
+            c.objective,
+            c.train_size,
+            pm(&c.top_precision),
+            pm(&c.spearman_rho),
+            100.0 * c.coverage.mean,
+            100.0 * c.coverage.std,
+            chosen.join(", ")
+        );
+    }
+    if !figures.is_empty() {
+        let _ = writeln!(out, "\n## Figures\n");
+        for f in figures {
+            let _ = writeln!(out, "![{f}]({f})\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_is_the_sample_mean_and_standard_deviation() {
+        let s = Spread::of([1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(s.mean, 2.5);
+        assert!((s.std - 1.290_994_448_735_805_6).abs() < 1e-12);
+        assert_eq!(Spread::of([5.0]).std, 0.0);
+        assert!(Spread::of([]).mean.is_nan());
+    }
+}
