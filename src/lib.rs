@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod eval;
+pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod pareto;

@@ -181,6 +181,8 @@ pub async fn retrain(
         }
     };
     lock.release().await;
+    // The pass's training sets and LightGBM buffers are freed by now.
+    crate::memory::release_free_memory();
     let mut reports = reports;
     reports.sort_by(|a, b| (&a.study, &a.objective).cmp(&(&b.study, &b.objective)));
     Ok(reports)
