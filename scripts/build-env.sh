@@ -23,6 +23,8 @@ command -v ccache >/dev/null 2>&1 || missing_debs+=(ccache)
 # tests drop databases with psql.
 command -v openssl >/dev/null 2>&1 || missing_debs+=(openssl)
 command -v psql >/dev/null 2>&1 || missing_debs+=(postgresql-client)
+# `nasperf eval` draws its figures' text with DejaVu Sans.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing_debs+=(fonts-dejavu-core)
 # libclang itself, not libclang-cpp (which other packages bring and bindgen
 # cannot use).
 compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null \

@@ -1,0 +1,228 @@
+//! The plumbing of `nasperf eval` on the real tables, small: one
+//! objective, N=32, two seeds. Quality itself is measured by the full run
+//! (docs/quality.md), not asserted here.
+
+mod common;
+
+use nasperf::{
+    eval::{self, FeatureSet},
+    objectives,
+    train::{SplitMix64, metrics::kendall_tau_b, recipe::Recipe},
+};
+
+const OBJECTIVE: &str = "cifar10/val_acc_200ep";
+
+fn protocol(jobs: usize) -> eval::Protocol {
+    eval::Protocol {
+        objectives: vec![
+            objectives::get(OBJECTIVE)
+                .expect("in the catalogue")
+                .clone(),
+        ],
+        train_sizes: vec![32],
+        seeds: vec![0, 1],
+        feature_sets: Vec::new(),
+        recipe: Recipe::default(),
+        jobs,
+    }
+}
+
+#[test]
+fn splits_partition_the_networks_and_the_same_seed_gives_the_same_numbers() {
+    let p = protocol(2);
+    let data = eval::load(&common::benchdata(), &p.objectives).expect("tables load");
+    assert_eq!(data[0].len(), 9_445, "the canonical NB201 networks");
+    for &seed in &p.seeds {
+        let (train, test) = eval::split(data[0].len(), 32, seed);
+        assert_eq!(train.len(), 32);
+        assert_eq!(train.len() + test.len(), data[0].len());
+        assert!(
+            train.iter().all(|i| test.binary_search(i).is_err()),
+            "seed {seed}: a network is in both the training and the test split"
+        );
+    }
+    let bar = indicatif::ProgressBar::hidden();
+    let first = eval::run(&p, &data, &bar).expect("the protocol runs");
+    // One thread instead of two: the order of work changes, not the numbers.
+    let second = eval::run(&protocol(1), &data, &bar).expect("the protocol runs");
+    assert_eq!(first.runs.len(), 2);
+    for (a, b) in first.runs.iter().zip(&second.runs) {
+        assert_eq!((a.seed, a.train_size), (b.seed, b.train_size));
+        assert_eq!(
+            a.kendall_tau.to_bits(),
+            b.kendall_tau.to_bits(),
+            "seed {}",
+            a.seed
+        );
+        assert_eq!(
+            a.coverage.to_bits(),
+            b.coverage.to_bits(),
+            "seed {}",
+            a.seed
+        );
+        assert_eq!(a.top_precision.to_bits(), b.top_precision.to_bits());
+    }
+    for r in &first.runs {
+        assert_eq!(
+            r.feature_set, "graph+proxies",
+            "the served models' features"
+        );
+        // 32 networks of CIFAR-10 accuracy rank the rest far better than
+        // chance (the reference forest reaches about 0.7).
+        assert!(
+            r.kendall_tau > 0.4,
+            "seed {}: tau {}",
+            r.seed,
+            r.kendall_tau
+        );
+        assert!((0.0..=1.0).contains(&r.coverage) && (0.0..=1.0).contains(&r.top_precision));
+    }
+    // The seeds draw different networks, so different numbers.
+    assert_ne!(first.runs[0].kendall_tau, first.runs[1].kendall_tau);
+}
+
+/// Tau-b by its definition, O(n^2).
+fn brute_force_tau_b(x: &[f64], y: &[f64]) -> f64 {
+    let (mut concordant, mut discordant, mut only_x, mut only_y) = (0i64, 0i64, 0i64, 0i64);
+    for i in 0..x.len() {
+        for j in i + 1..x.len() {
+            let dx = x[i].total_cmp(&x[j]) as i64;
+            let dy = y[i].total_cmp(&y[j]) as i64;
+            match (dx, dy) {
+                (0, 0) => {}
+                (0, _) => only_y += 1,
+                (_, 0) => only_x += 1,
+                _ if dx == dy => concordant += 1,
+                _ => discordant += 1,
+            }
+        }
+    }
+    let n1 = (concordant + discordant + only_x) as f64;
+    let n2 = (concordant + discordant + only_y) as f64;
+    (concordant - discordant) as f64 / (n1 * n2).sqrt()
+}
+
+#[test]
+fn kendall_tau_matches_its_definition_on_small_inputs_with_ties() {
+    let mut rng = SplitMix64(11);
+    for case in 0..300 {
+        let n = 2 + (rng.next_u64() % 30) as usize;
+        // Few distinct values, so ties in x, in y and in both are common.
+        let levels = 1 + rng.next_u64() % 6;
+        let x: Vec<f64> = (0..n).map(|_| (rng.next_u64() % levels) as f64).collect();
+        let y: Vec<f64> = (0..n).map(|_| (rng.next_u64() % 7) as f64).collect();
+        let fast = kendall_tau_b(&x, &y);
+        let slow = brute_force_tau_b(&x, &y);
+        assert!(
+            (fast.is_nan() && slow.is_nan()) || (fast - slow).abs() < 1e-12,
+            "case {case}: {fast} vs {slow} for {x:?} / {y:?}"
+        );
+        // Undefined (NaN) for a constant side; eval scores a constant
+        // prediction 0.
+        if x.iter().all(|v| *v == x[0]) {
+            assert_eq!(eval::ranking(kendall_tau_b, &x, &y), 0.0);
+        }
+    }
+}
+
+#[test]
+fn the_reference_runner_scores_the_same_splits_and_the_report_is_written() {
+    let out = tempfile::tempdir().expect("dir");
+    let python = std::env::var("NASPERF_REFERENCE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference_runner.py");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nasperf"))
+        .args([
+            "eval",
+            "--objective",
+            OBJECTIVE,
+            "--train-sizes",
+            "32",
+            "--seeds",
+            "2",
+        ])
+        .args(["--reference-models", "random_forest,lightgbm"])
+        .args(["--reference-feature-sets", "graph+proxies"])
+        .arg("--bench")
+        .arg(common::benchdata())
+        .arg("--reference-python")
+        .arg(&python)
+        .arg("--reference-script")
+        .arg(&script)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("run nasperf eval");
+    assert!(
+        output.status.success(),
+        "nasperf eval failed (the reference needs `pip install -r scripts/reference-requirements.txt` \
+         in $NASPERF_REFERENCE_PYTHON, here {python}): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let job: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("reference/cifar10__val_acc_200ep.job.json")).expect("job"),
+    )
+    .expect("JSON");
+    let splits = job["splits"].as_array().expect("splits");
+    assert_eq!(splits.len(), 2);
+    for s in splits {
+        let seed = s["seed"].as_u64().expect("seed");
+        let train: Vec<usize> = s["train"]
+            .as_array()
+            .expect("train")
+            .iter()
+            .map(|v| v.as_u64().expect("index") as usize)
+            .collect();
+        assert_eq!(
+            train,
+            eval::split(9_445, 32, seed).0,
+            "seed {seed}: the reference got another split"
+        );
+    }
+    let set: FeatureSet = "graph+proxies".parse().expect("feature set");
+    let data = eval::load(
+        &common::benchdata(),
+        &[objectives::get(OBJECTIVE).expect("known").clone()],
+    )
+    .expect("tables");
+    assert_eq!(
+        job["feature_sets"]["graph+proxies"]["names"],
+        serde_json::json!(data[0].matrix(&set).names),
+        "the reference sees the columns our side does"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("quality.json")).expect("report"))
+            .expect("JSON");
+    let reference = report["reference_runs"].as_array().expect("reference runs");
+    assert_eq!(
+        reference.len(),
+        2 * 2,
+        "two seeds, two models, one feature set"
+    );
+    for r in reference {
+        let tau = r["kendall_tau"].as_f64().expect("tau");
+        match r["model"].as_str() {
+            // A forest of 32 networks ranks the rest well.
+            Some("random_forest") => assert!(tau > 0.5, "{r}"),
+            // LightGBM's defaults (leaves of 20 rows) cannot split 32 rows.
+            Some("lightgbm") => {
+                assert_eq!(r["constant_prediction"], true, "{r}");
+                assert_eq!(tau, 0.0);
+            }
+            other => panic!("unexpected model {other:?}"),
+        }
+    }
+    let markdown = std::fs::read_to_string(out.path().join("quality.md")).expect("quality.md");
+    assert!(
+        markdown.contains("| cifar10/val_acc_200ep | 32 |") && markdown.contains("random_forest"),
+        "{markdown}"
+    );
+    for png in ["quality-tau.png", "quality-scatter.png"] {
+        let bytes = std::fs::read(out.path().join(png)).unwrap_or_default();
+        assert!(
+            bytes.starts_with(b"\x89PNG"),
+            "{png} is not a PNG (is a font installed? set NASPERF_FONT)"
+        );
+    }
+}
