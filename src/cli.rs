@@ -450,6 +450,12 @@ pub struct EvalArgs {
     #[arg(long, default_value = "scripts/reference_runner.py")]
     pub reference_script: PathBuf,
 
+    /// The configurations the recipe chooses from by inner
+    /// cross-validation (forest, boosted_small, boosted); the recipe's own
+    /// list by default. One name fixes the configuration.
+    #[arg(long, value_delimiter = ',')]
+    pub candidates: Vec<String>,
+
     /// Our side only.
     #[arg(long)]
     pub no_reference: bool,

@@ -8,7 +8,7 @@ use crate::{
     cli::EvalArgs,
     commands::train::select_objectives,
     eval::{self, plot, reference, report},
-    train::recipe::Recipe,
+    train::recipe::{Candidate, Recipe},
 };
 
 /// The objectives of docs/quality.md: accuracy, two attacks, three devices.
@@ -37,12 +37,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let mut recipe = Recipe::default();
+    if !args.candidates.is_empty() {
+        recipe.candidates = args
+            .candidates
+            .iter()
+            .map(|name| {
+                Candidate::named(name).with_context(|| {
+                    let known: Vec<&str> = Candidate::all().iter().map(|c| c.name).collect();
+                    format!("unknown candidate {name:?}; known: {}", known.join(", "))
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
     let protocol = eval::Protocol {
         objectives,
         train_sizes: args.train_sizes.clone(),
         seeds: (0..args.seeds).collect(),
         feature_sets: args.feature_sets.clone(),
-        recipe: Recipe::default(),
+        recipe,
         jobs,
     };
     let data = eval::load(&args.bench, &protocol.objectives)

@@ -11,6 +11,7 @@ use crate::{
     space::nb201::{
         Nb201,
         cell::{Cell, Op},
+        onehot_name,
     },
     train::{self, TrainError},
 };
@@ -18,12 +19,13 @@ use crate::{
 /// A block of features the protocol can combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Block {
-    /// What a served model sees of the architecture: op counts, the graph
-    /// features, and the dataset's parameter count and FLOPs.
+    /// What every served model sees of the architecture: op counts, the
+    /// graph features, and the dataset's parameter count and FLOPs.
     Graph,
     /// The 13 zero-cost proxies of the objective's dataset.
     Proxies,
-    /// One indicator per edge and operation (6 x 5).
+    /// One indicator per edge and operation (6 x 5); served hardware
+    /// models see it too.
     OneHot,
 }
 
@@ -155,7 +157,16 @@ impl ObjectiveData {
         let space = Nb201::new();
         let measurements = bench::load_objective(bench_dir, objective)?;
         let set = train::build_training_set(objective, &measurements, None, &space)?;
-        let graph_names = set.feature_names.clone();
+        // Served hardware models also see the one-hot view; here it is a
+        // block of its own, so the graph block is the same for every
+        // objective and the reference can be run on each apart.
+        let graph_columns: Vec<usize> = (0..set.feature_names.len())
+            .filter(|&i| !set.feature_names[i].starts_with("onehot."))
+            .collect();
+        let graph_names = graph_columns
+            .iter()
+            .map(|&i| set.feature_names[i].clone())
+            .collect();
         let mut cells = Vec::new();
         let mut targets = Vec::new();
         let mut graph = Vec::new();
@@ -165,7 +176,8 @@ impl ObjectiveData {
             }
             cells.push(*cell);
             targets.push(set.targets[i]);
-            graph.extend_from_slice(set.row(i));
+            let row = set.row(i);
+            graph.extend(graph_columns.iter().map(|&c| row[c]));
         }
         let proxies = cells
             .iter()
@@ -208,9 +220,7 @@ impl ObjectiveData {
                 ),
                 Block::OneHot => {
                     for edge in 0..6 {
-                        for op in Op::ALL {
-                            names.push(format!("onehot.edge{edge}.{}", op.short_name()));
-                        }
+                        names.extend(Op::ALL.iter().map(|&op| onehot_name(edge, op)));
                     }
                 }
             }

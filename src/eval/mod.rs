@@ -50,12 +50,15 @@ pub struct Protocol {
     pub jobs: usize,
 }
 
-/// The feature set a served model of `objective` is trained on: the graph
-/// view, plus the proxies where its dataset's tables have them and the
-/// objective is not a hardware cost (served hardware models ignore
-/// proxies: a device runs the cell, whatever its proxies say).
+/// The feature set a served model of `objective` is trained on, the same
+/// columns in the same order: for a hardware cost the graph view and the
+/// one-hot of the cell (no proxies: a device runs the cell, whatever its
+/// proxies say); otherwise the graph view, plus the proxies where its
+/// dataset's tables have them.
 pub fn serving_feature_set(objective: &Objective, has_proxies: bool) -> FeatureSet {
-    if has_proxies && objective.kind != ObjectiveKind::Hardware {
+    if objective.kind == ObjectiveKind::Hardware {
+        FeatureSet(vec![Block::Graph, Block::OneHot])
+    } else if has_proxies {
         FeatureSet(vec![Block::Graph, Block::Proxies])
     } else {
         FeatureSet(vec![Block::Graph])

@@ -91,10 +91,12 @@ pub fn tau_by_train_size(cells: &[Cell], path: &Path) -> Result<(), PlotError> {
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     for (panel, objective) in root.split_evenly((rows, cols)).iter().zip(&objectives) {
         let mine: Vec<&Cell> = cells.iter().filter(|c| c.objective == *objective).collect();
-        let sizes: Vec<f64> = mine.iter().map(|c| c.train_size as f64).collect();
+        // log2 N on a linear axis: whole-number ticks land on powers of two,
+        // labelled as N.
+        let sizes: Vec<f64> = mine.iter().map(|c| (c.train_size as f64).log2()).collect();
         let (x0, x1) = (
-            sizes.iter().copied().fold(f64::INFINITY, f64::min) / 1.5,
-            sizes.iter().copied().fold(0.0, f64::max) * 1.5,
+            sizes.iter().copied().fold(f64::INFINITY, f64::min) - 0.5,
+            sizes.iter().copied().fold(0.0, f64::max) + 0.5,
         );
         let mut lows = Vec::new();
         let mut highs = Vec::new();
@@ -113,18 +115,19 @@ pub fn tau_by_train_size(cells: &[Cell], path: &Path) -> Result<(), PlotError> {
             .margin(10)
             .x_label_area_size(32)
             .y_label_area_size(46)
-            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| err(e.to_string()))?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("training networks (N)")
             .y_desc("Kendall tau")
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&|x| format!("{:.0}", x.exp2()))
             .draw()
             .map_err(|e| err(e.to_string()))?;
         let series = |pick: &dyn Fn(&Cell) -> Option<(f64, f64)>| -> Vec<(f64, f64, f64)> {
             mine.iter()
-                .filter_map(|c| pick(c).map(|(m, s)| (c.train_size as f64, m, s)))
+                .filter_map(|c| pick(c).map(|(m, s)| ((c.train_size as f64).log2(), m, s)))
                 .collect()
         };
         let ours = series(&|c| Some((c.kendall_tau.mean, c.kendall_tau.std)));

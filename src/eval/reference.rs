@@ -147,8 +147,21 @@ pub fn run_objective(
         path: job_path.clone(),
         source,
     };
+    let job_bytes = serde_json::to_vec(&job).map_err(|e| io(e.into()))?;
+    let expected = splits.len() * reference.models.len() * reference.feature_sets.len();
+    // The reference is deterministic in its job: results of the very same
+    // job (same networks, values, columns, splits and models) are reused.
+    let same_job = std::fs::read(&job_path).is_ok_and(|old| old == job_bytes);
+    if let Some(runs) = same_job
+        .then(|| std::fs::read(&out_path).ok())
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<RunnerOutput>(&b).ok())
+        .filter(|o| o.results.len() == expected)
+    {
+        return Ok(with_objective(runs.results, &objective));
+    }
     let mut file = std::io::BufWriter::new(std::fs::File::create(&job_path).map_err(io)?);
-    serde_json::to_writer(&mut file, &job).map_err(|e| io(e.into()))?;
+    file.write_all(&job_bytes).map_err(io)?;
     file.flush().map_err(io)?;
     drop(file);
 
@@ -182,7 +195,6 @@ pub fn run_objective(
             objective: objective.clone(),
             message: e.to_string(),
         })?;
-    let expected = splits.len() * reference.models.len() * reference.feature_sets.len();
     if parsed.results.len() != expected {
         return Err(ReferenceError::Output {
             objective,
@@ -192,14 +204,16 @@ pub fn run_objective(
             ),
         });
     }
-    Ok(parsed
-        .results
-        .into_iter()
+    Ok(with_objective(parsed.results, &objective))
+}
+
+fn with_objective(runs: Vec<ReferenceRun>, objective: &str) -> Vec<ReferenceRun> {
+    runs.into_iter()
         .map(|mut r| {
-            r.objective = objective.clone();
+            r.objective = objective.to_owned();
             r
         })
-        .collect())
+        .collect()
 }
 
 /// Runs the reference for every objective, one after the other (each run

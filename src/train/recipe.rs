@@ -44,6 +44,34 @@ impl Candidate {
         }
     }
 
+    /// Boosting with few, small leaves, strong row and column sampling and
+    /// fewer rounds: less variance where rows are few.
+    pub fn boosted_small() -> Self {
+        Self {
+            name: "boosted_small",
+            params: json!({
+                "objective": "regression",
+                "num_iterations": 300,
+                "learning_rate": 0.05,
+                "num_leaves": 8,
+                "min_data_in_leaf": 2,
+                "feature_fraction": 0.5,
+                "bagging_fraction": 0.7,
+                "bagging_freq": 1,
+                "lambda_l2": 1.0,
+            }),
+        }
+    }
+
+    /// Every candidate by name, for `nasperf eval --candidates`.
+    pub fn all() -> Vec<Candidate> {
+        vec![Self::forest(), Self::boosted_small(), Self::boosted()]
+    }
+
+    pub fn named(name: &str) -> Option<Candidate> {
+        Self::all().into_iter().find(|c| c.name == name)
+    }
+
     /// LightGBM's random-forest mode: deep trees on bootstrap-like row
     /// samples, averaged.
     pub fn forest() -> Self {
@@ -123,7 +151,7 @@ pub struct Recipe {
 impl Default for Recipe {
     fn default() -> Self {
         Self {
-            candidates: vec![Candidate::forest(), Candidate::boosted()],
+            candidates: Candidate::all(),
             folds: 5,
             coverage: 0.8,
         }

@@ -20,8 +20,9 @@ pub const NAME: &str = "nb201";
 /// robustness) depends only on the canonical cell, so `ops.*`, `graph.*`,
 /// `params_m.*` and `flops_m.*` are computed from it and are equal for every
 /// cell of a canonical group. What the device *runs* (latency, energy)
-/// includes dead operations, so `ops_sent.*`, `params_m_sent.*` and
-/// `flops_m_sent.*` describe the cell as sent; hardware models use both.
+/// includes dead operations, so `ops_sent.*`, `params_m_sent.*`,
+/// `flops_m_sent.*` and `onehot.*` (which op is on which edge) describe the
+/// cell as sent; hardware models use both.
 #[derive(Debug)]
 pub struct Nb201 {
     feature_names: Vec<String>,
@@ -45,6 +46,11 @@ impl Nb201 {
             names.push(format!("params_m_sent.{ds}"));
             names.push(format!("flops_m_sent.{ds}"));
         }
+        for edge in 0..6 {
+            for op in Op::ALL {
+                names.push(onehot_name(edge, op));
+            }
+        }
         Self {
             feature_names: names,
         }
@@ -59,6 +65,9 @@ impl Nb201 {
         push_costs(&canonical, &mut out);
         out.extend(cell.op_counts().map(f64::from));
         push_costs(cell, &mut out);
+        for op in cell.0 {
+            out.extend(Op::ALL.iter().map(|&o| f64::from(u8::from(o == op))));
+        }
         debug_assert_eq!(out.len(), self.feature_names.len());
         out
     }
@@ -68,6 +77,12 @@ impl Default for Nb201 {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The indicator of `op` on `edge` (string order) of the cell as sent:
+/// which op sits where, which a device's latency depends on beyond counts.
+pub fn onehot_name(edge: usize, op: Op) -> String {
+    format!("onehot.edge{edge}.{}", op.short_name())
 }
 
 fn push_costs(cell: &Cell, out: &mut Vec<f64>) {
@@ -137,7 +152,9 @@ mod tests {
         assert_eq!(a.canonical_key, b.canonical_key);
         let names = space.feature_names();
         for (i, name) in names.iter().enumerate() {
-            let sent_view = name.starts_with("ops_sent.") || name.contains("_sent.");
+            let sent_view = name.starts_with("ops_sent.")
+                || name.contains("_sent.")
+                || name.starts_with("onehot.");
             if !sent_view {
                 assert_eq!(a.features[i], b.features[i], "{name}");
             }
