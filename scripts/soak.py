@@ -293,11 +293,15 @@ def main() -> int:
             prefill(target, networks, work)
         started = time.time()
         deadline = started + args.minutes * 60
-        procs = [mp.Process(target=recorder, args=(target, w, networks, deadline, str(work)))
+        # Spawned, not forked: this process already holds gRPC channels (the
+        # readiness check, the prefill), and a child forked from it can hang
+        # in gRPC's inherited state before its first call.
+        ctx = mp.get_context("spawn")
+        procs = [ctx.Process(target=recorder, args=(target, w, networks, deadline, str(work)))
                  for w in range(args.recorders)]
-        procs += [mp.Process(target=predictor, args=(target, w, networks, deadline, str(work)))
+        procs += [ctx.Process(target=predictor, args=(target, w, networks, deadline, str(work)))
                   for w in range(args.predictors)]
-        procs.append(mp.Process(target=operator, args=(target, deadline, str(work))))
+        procs.append(ctx.Process(target=operator, args=(target, deadline, str(work))))
         for proc in procs:
             proc.start()
 
@@ -377,6 +381,7 @@ def audit(args, work, admin_url, database, memory, distinct, outage_at, started,
 
     recorders = [json.loads(f.read_text()) for f in sorted(work.glob("recorder-*.json"))]
     predictors = [json.loads(f.read_text()) for f in sorted(work.glob("predictor-*.json"))]
+    workers_reported = len(recorders) == args.recorders and len(predictors) == args.predictors
     operator_stats = json.loads((work / "operator.json").read_text())
     window = (outage_at or 0, (outage_at or 0) + 15)
 
@@ -437,6 +442,7 @@ def audit(args, work, admin_url, database, memory, distinct, outage_at, started,
         "no unexpected row rejection": not any(r["rejected_unexpected"] for r in recorders),
         "memory floor flat after 2 minutes (growth under 5%)": flat,
         "server alive at the end": alive,
+        "every client process reported": workers_reported,
     }
     lines = [
         f"Soak run: {args.minutes:g} minutes, {args.recorders} recorder and {args.predictors} predictor processes "

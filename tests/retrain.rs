@@ -25,6 +25,7 @@ on_both_backends!(
     exported_models_import_with_identical_predictions,
     hardware_objectives_train_on_cells_as_sent,
     a_model_with_an_undefined_held_out_ranking_never_serves,
+    pinning_while_a_promotion_lands_never_fails,
 );
 
 /// Small and quick, with the production recipe's shape.
@@ -403,4 +404,58 @@ async fn a_model_with_an_undefined_held_out_ranking_never_serves(store: &Store) 
         "{:?}",
         again[0]
     );
+}
+
+/// An operator's ActivateModel and UnpinModel racing promotions of new
+/// versions (the soak hit this once as INTERNAL: two versions made to
+/// serve at once). Every call must succeed and exactly one version serve.
+async fn pinning_while_a_promotion_lands_never_fails(store: &Store) {
+    study_with(store, "race", 300).await;
+    let first = retrain(store, &config(20), &scope("race", false))
+        .await
+        .expect("retrain")[0]
+        .version
+        .clone()
+        .expect("v1");
+    let (manifest, text) = store
+        .model_text("race", OBJECTIVE, &first)
+        .await
+        .expect("stored");
+    let operator = async {
+        for _ in 0..40 {
+            store
+                .activate_model("race", OBJECTIVE, &first)
+                .await
+                .expect("activate");
+            store.unpin_model("race", OBJECTIVE).await.expect("unpin");
+        }
+    };
+    let trainer = async {
+        for k in 0..40 {
+            let mut m = manifest.clone();
+            m.version = format!("{first}-race{k}");
+            store
+                .save_model(nasperf::store::models::NewModel {
+                    study: "race",
+                    manifest: &m,
+                    model_text: &text,
+                    baseline_kendall_tau: None,
+                    promote: true,
+                    pin: false,
+                    decision: "race".to_owned(),
+                    max_evaluation_id: 0,
+                })
+                .await
+                .expect("save");
+        }
+    };
+    futures::join!(operator, trainer);
+    let serving = store
+        .list_models("race", OBJECTIVE)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|m| m.status.serves())
+        .count();
+    assert_eq!(serving, 1);
 }

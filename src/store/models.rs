@@ -337,6 +337,7 @@ impl Store {
         let manifest_json = serde_json::to_string(model.manifest)
             .map_err(|e| StoreError::Corrupt(format!("manifest: {e}")))?;
         let mut tx = self.pool.begin().await?;
+        self.lock_serving_slot(&mut tx, study_id, objective).await?;
         let serving = serving_in(&mut tx, study_id, objective).await?;
         let mut decision = model.decision.clone();
         let serve = match &serving {
@@ -441,6 +442,7 @@ impl Store {
         let study = study_or_default(study);
         let study_id = self.study_id(study).await?;
         let mut tx = self.pool.begin().await?;
+        self.lock_serving_slot(&mut tx, study_id, objective).await?;
         let exists = sqlx::query(
             "SELECT id FROM models WHERE study_id = $1 AND objective = $2 AND version = $3",
         )
@@ -502,6 +504,33 @@ impl Store {
                 objective: objective.to_owned(),
             }),
         }
+    }
+
+    /// Serialises the transactions that change which version of an
+    /// objective serves. Without it, an ActivateModel and a promotion
+    /// racing on PostgreSQL (READ COMMITTED) each retired the versions
+    /// they saw, then both made one serve, and the second commit hit the
+    /// one-serving index as an INTERNAL error (the soak found it). The lock
+    /// is transaction-scoped: commit or rollback releases it. SQLite needs
+    /// none: it runs one writing transaction at a time.
+    async fn lock_serving_slot(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        study_id: i64,
+        objective: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            // The two-key form: its lock space is apart from the trainer's
+            // one-key advisory lock.
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(1853845606, hashtext($1::text || '/' || $2::text))",
+            )
+            .bind(study_id.to_string())
+            .bind(objective)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
 
     async fn notify_in(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
