@@ -99,8 +99,7 @@ impl Candidate {
                 .get("min_data_in_leaf")
                 .and_then(Value::as_u64)
                 .unwrap_or(1);
-            let small = u64::try_from((rows / 8).max(1)).unwrap_or(u64::MAX);
-            map.insert("min_data_in_leaf".into(), json!(leaf.min(small)));
+            map.insert("min_data_in_leaf".into(), json!(leaf.min(leaf_cap(rows))));
             map.insert("seed".into(), json!(seed));
             map.insert("deterministic".into(), json!(true));
             map.insert("num_threads".into(), json!(1));
@@ -110,9 +109,8 @@ impl Candidate {
     }
 
     fn dataset_params(&self, rows: usize) -> Value {
-        let small = u64::try_from((rows / 8).max(1)).unwrap_or(u64::MAX);
         json!({
-            "min_data_in_leaf": small.min(5),
+            "min_data_in_leaf": leaf_cap(rows).min(5),
             "feature_pre_filter": false,
             "min_data_in_bin": 1,
             "verbosity": -1,
@@ -268,12 +266,19 @@ pub fn conformal_quantile(residuals: &mut [f64], coverage: f64) -> f64 {
     residuals[rank.clamp(1, n) - 1]
 }
 
-fn gather(x: &[f64], width: usize, idx: &[usize]) -> Vec<f64> {
+/// The rows `idx` of row-major `x` (`width` values per row), in that order.
+pub fn gather(x: &[f64], width: usize, idx: &[usize]) -> Vec<f64> {
     let mut out = Vec::with_capacity(idx.len() * width);
     for &i in idx {
         out.extend_from_slice(&x[i * width..(i + 1) * width]);
     }
     out
+}
+
+/// The largest useful leaf size for `rows` training rows: an eighth of
+/// them, at least 1.
+fn leaf_cap(rows: usize) -> u64 {
+    u64::try_from((rows / 8).max(1)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
