@@ -88,7 +88,9 @@ pub struct RetrainOptions {
     #[arg(long, env = "NASPERF_RETRAIN_MIN_HELDOUT", default_value_t = 10)]
     pub retrain_min_heldout: usize,
 
-    /// Boosting rounds per retrained model.
+    /// Rounds of the recipe's largest booster per retrained model; the
+    /// other candidates' rounds scale with it (600 is the recipe as
+    /// measured in docs/quality.md).
     #[arg(long, env = "NASPERF_RETRAIN_ITERATIONS", default_value_t = 600)]
     pub retrain_iterations: u32,
 
@@ -304,7 +306,9 @@ pub struct TrainArgs {
     #[arg(long = "objective")]
     pub objectives: Vec<String>,
 
-    /// Boosting rounds per model.
+    /// Rounds of the recipe's largest booster; the other candidates'
+    /// rounds scale with it (600 is the recipe as measured in
+    /// docs/quality.md; fewer trains faster and worse).
     #[arg(long, default_value_t = 600)]
     pub iterations: u32,
 
@@ -450,11 +454,18 @@ pub struct EvalArgs {
     #[arg(long, default_value = "scripts/reference_runner.py")]
     pub reference_script: PathBuf,
 
-    /// The configurations the recipe chooses from by inner
-    /// cross-validation (forest, boosted_small, boosted); the recipe's own
-    /// list by default. One name fixes the configuration.
+    /// What the recipe chooses from by inner cross-validation, the default
+    /// first: candidates (forest, boosted_small, boosted) or the mean of
+    /// several, joined by `+` (forest+boosted_small); the recipe's own list
+    /// by default. One name fixes the choice.
     #[arg(long, value_delimiter = ',')]
     pub candidates: Vec<String>,
+
+    /// Standard errors of Kendall tau by which a choice must beat the
+    /// first one to replace it (the recipe's own margin by default; 0
+    /// takes the best out-of-fold tau).
+    #[arg(long)]
+    pub selection_margin: Option<f64>,
 
     /// Our side only.
     #[arg(long)]

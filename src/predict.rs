@@ -52,6 +52,8 @@ pub struct PredictInput {
     pub objectives: Vec<String>,
     /// Whose models serve ("" is the default study).
     pub study: String,
+    /// Also answer each predicted value's interval half-width.
+    pub intervals: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +62,8 @@ pub struct ObjectiveOutput {
     pub model_version: String,
     /// The study whose version served.
     pub model_study: String,
+    /// The nominal coverage of the model's intervals, if it has them.
+    pub interval_coverage: Option<f64>,
 }
 
 /// One candidate's answer.
@@ -71,6 +75,9 @@ pub struct CandidateOutput {
     pub search_space: &'static str,
     /// In `PredictOutput::objectives` order.
     pub values: Vec<f64>,
+    /// Each value's interval half-width (0 for a model without intervals),
+    /// when the request asked for them; empty otherwise.
+    pub interval_half_widths: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,11 +152,12 @@ pub enum PredictError {
 /// Approximate encoded size of a response, generous enough to be an upper
 /// bound: 8 bytes per value, per-candidate framing and key, per-objective
 /// header.
-fn response_bytes(candidates: usize, objectives: usize) -> usize {
+fn response_bytes(candidates: usize, objectives: usize, intervals: bool) -> usize {
     const PER_CANDIDATE: usize = 32;
     const PER_OBJECTIVE: usize = 128;
-    // 8 bytes per value, 1 per `measured` flag.
-    candidates * (objectives * 9 + PER_CANDIDATE) + objectives * PER_OBJECTIVE
+    // 8 bytes per value, 1 per `measured` flag, 8 per interval half-width.
+    let per_value = if intervals { 17 } else { 9 };
+    candidates * (objectives * per_value + PER_CANDIDATE) + objectives * PER_OBJECTIVE
 }
 
 /// A model chosen for a request, with the study whose version it is.
@@ -253,20 +261,18 @@ pub fn predict(
         )
     };
     let models = resolve_objectives(set, &input.study, &input.objectives)?;
-    let bytes = response_bytes(n, models.len());
+    let size = |candidates| response_bytes(candidates, models.len(), input.intervals);
+    let bytes = size(n);
     if bytes > limits.max_response_bytes {
-        let per_candidate = response_bytes(1, models.len()) - response_bytes(0, models.len());
+        let per_candidate = size(1) - size(0);
         return Err(PredictError::ResponseTooLarge {
             candidates: n,
             objectives: models.len(),
             bytes,
             limit: limits.max_response_bytes,
-            max_candidates: limits.max_batch.min(
-                (limits
-                    .max_response_bytes
-                    .saturating_sub(response_bytes(0, models.len())))
-                    / per_candidate,
-            ),
+            max_candidates: limits
+                .max_batch
+                .min((limits.max_response_bytes.saturating_sub(size(0))) / per_candidate),
         });
     }
 
@@ -295,7 +301,7 @@ pub fn predict(
         }
     }
     let predictions: Vec<CandidateOutput> = in_parallel(parsed.chunks(chunk), |_, parsed| {
-        Ok::<_, PredictError>(evaluate(&models, dataset, parsed))
+        Ok::<_, PredictError>(evaluate(&models, dataset, parsed, input.intervals))
     })?
     .into_iter()
     .flatten()
@@ -307,6 +313,7 @@ pub fn predict(
                 objective: c.objective.clone(),
                 model_version: c.model.manifest.version.clone(),
                 model_study: c.study.clone(),
+                interval_coverage: c.model.manifest.interval.map(|i| i.coverage),
             })
             .collect(),
         predictions,
@@ -361,6 +368,7 @@ fn evaluate(
     models: &[Chosen],
     dataset: Option<Dataset>,
     parsed: &[Parsed],
+    intervals: bool,
 ) -> Vec<CandidateOutput> {
     let mut predictions: Vec<CandidateOutput> = parsed
         .iter()
@@ -369,6 +377,7 @@ fn evaluate(
             encoding: p.arch.encoding.clone(),
             search_space: p.space,
             values: Vec::with_capacity(models.len()),
+            interval_half_widths: Vec::with_capacity(if intervals { models.len() } else { 0 }),
         })
         .collect();
     let (mut rows, mut values) = (Vec::new(), Vec::new());
@@ -387,6 +396,13 @@ fn evaluate(
         );
         for (prediction, &value) in predictions.iter_mut().zip(&values) {
             prediction.values.push(value);
+        }
+        if intervals {
+            for (prediction, p) in predictions.iter_mut().zip(parsed) {
+                let proxies = p.proxies.as_ref().filter(|_| proxies_apply);
+                let width = model.interval(proxies).map_or(0.0, |i| i.half_width);
+                prediction.interval_half_widths.push(width);
+            }
         }
     }
     predictions

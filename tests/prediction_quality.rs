@@ -9,7 +9,10 @@ use nasperf::{
     model::Forest,
     objectives::catalogue,
     space::nb201::{Nb201, cell::Cell},
-    train::{self, SplitMix64, TrainConfig, build_training_set, fit, metrics::kendall_tau_b},
+    train::{
+        self, SplitMix64, TrainConfig, TrainingSet, build_training_set, fit,
+        metrics::kendall_tau_b, recipe::Choice,
+    },
 };
 
 fn objective(id: &str) -> nasperf::objectives::Objective {
@@ -24,8 +27,9 @@ fn objective(id: &str) -> nasperf::objectives::Objective {
 fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> (f64, f64) {
     let order = SplitMix64(seed).permutation(set.len());
     let (train_idx, test_idx) = order.split_at(n_train);
-    let text = fit(set, train_idx, &TrainConfig::default()).expect("training succeeds");
-    let forest = Forest::parse(&text).expect("our evaluator reads LightGBM's text");
+    let forest = fit(set, train_idx, &TrainConfig::default())
+        .expect("training succeeds")
+        .forest;
     let truth: Vec<f64> = test_idx.iter().map(|&i| set.targets[i]).collect();
     let pred: Vec<f64> = test_idx
         .iter()
@@ -38,7 +42,17 @@ fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> (f64, f64
                 .row(i)
                 .iter()
                 .zip(&set.feature_names)
-                .map(|(&v, name)| if name.starts_with("zc.") { f64::NAN } else { v })
+                .map(|(&v, name)| {
+                    // What the feature map builds for a candidate without
+                    // proxies.
+                    if name.starts_with("zc.") {
+                        f64::NAN
+                    } else if name == nasperf::features::PROXIES_SENT_FEATURE {
+                        0.0
+                    } else {
+                        v
+                    }
+                })
                 .collect();
             forest.predict(&row)
         })
@@ -91,20 +105,26 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
     let set = build_training_set(&obj, &measurements, None, &space).unwrap();
     assert_eq!(set.len(), 15_625);
     let train_idx: Vec<usize> = (0..set.len()).step_by(3).collect();
-    let config = TrainConfig {
-        num_iterations: 200,
-        ..TrainConfig::default()
-    };
-    let text = fit(&set, &train_idx, &config).unwrap();
-    let forest = Forest::parse(&text).unwrap();
-    let booster = lightgbm3::Booster::from_string(&text).unwrap();
+    // A forest (LightGBM averages its trees), a booster, and the recipe's
+    // blend of a forest and a booster (one model text made of two).
+    for choice in ["forest", "boosted", "forest+boosted_small"] {
+        let mut config = TrainConfig::with_rounds(200);
+        config.recipe.choices = vec![Choice::named(choice).unwrap()];
+        let text = fit(&set, &train_idx, &config).unwrap().model_text;
+        same_as_lightgbm(&text, &set, &space, choice);
+    }
+}
+
+fn same_as_lightgbm(text: &str, set: &TrainingSet, space: &Nb201, choice: &str) {
+    let forest = Forest::parse(text).unwrap();
+    let booster = lightgbm3::Booster::from_string(text).unwrap();
 
     // Every cell, plus rows with missing values to exercise default branches.
     let width = set.feature_names.len();
     let mut rows: Vec<f64> = Cell::all()
         .flat_map(|c| {
             let f = space.features(&c);
-            let map = nasperf::features::FeatureMap::resolve(&space, &set.feature_names).unwrap();
+            let map = nasperf::features::FeatureMap::resolve(space, &set.feature_names).unwrap();
             let mut row = Vec::with_capacity(width);
             map.push_row(&f, None, &mut row);
             row
@@ -121,7 +141,7 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
         let rel = (ours - theirs[i]).abs() / theirs[i].abs().max(1e-12);
         assert!(
             rel <= 1e-9,
-            "row {i}: ours {ours} vs LightGBM {}",
+            "{choice}, row {i}: ours {ours} vs LightGBM {}",
             theirs[i]
         );
     }
@@ -138,10 +158,7 @@ fn one_model_serves_many_threads_identically() {
     let dir = common::benchdata();
     let obj = objective("cifar10/val_acc_200ep");
     let proxies = bench::load_proxies(&dir, Dataset::Cifar10).unwrap();
-    let config = TrainConfig {
-        num_iterations: 100,
-        ..TrainConfig::default()
-    };
+    let config = TrainConfig::with_rounds(100);
     let trained = train_objective(&dir, &obj, proxies.as_ref(), &config).unwrap();
     let model = Arc::new(
         Model::from_parts(

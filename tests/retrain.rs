@@ -12,7 +12,10 @@ use nasperf::{
     retrain::{Outcome, RetrainConfig, Scope, retrain},
     space::SearchSpaces,
     store::{NewEvaluation, RecordOutcome, Store, models::ModelStatus},
-    train::TrainConfig,
+    train::{
+        TrainConfig,
+        recipe::{Candidate, Choice, DEFAULT_ROUNDS},
+    },
 };
 
 const OBJECTIVE: &str = "cifar10/val_acc_200ep";
@@ -31,10 +34,7 @@ on_both_backends!(
 /// Small and quick, with the production recipe's shape.
 fn config(iterations: u32) -> RetrainConfig {
     RetrainConfig {
-        train: TrainConfig {
-            num_iterations: iterations,
-            ..TrainConfig::default()
-        },
+        train: TrainConfig::with_rounds(iterations),
         jobs: 2,
         ..RetrainConfig::default()
     }
@@ -146,11 +146,18 @@ async fn a_worse_model_is_kept_as_a_candidate(store: &Store) {
         .await
         .expect("retrain");
     let good = first[0].version.clone().expect("version");
-    // Two boosting rounds at a tiny learning rate: a real model, and a
+    // Two rounds of stumps at a tiny learning rate: a real model, and a
     // much worse one on the same held-out rows.
-    let mut weak = config(2);
-    weak.train.learning_rate = 0.001;
-    weak.train.num_leaves = 2;
+    let mut weak = config(DEFAULT_ROUNDS);
+    weak.train.recipe.choices = vec![Choice::single(Candidate::new(
+        "stumps",
+        serde_json::json!({
+            "objective": "regression",
+            "num_iterations": 2,
+            "learning_rate": 0.001,
+            "num_leaves": 2,
+        }),
+    ))];
     weak.train.use_proxies = false;
     let second = retrain(store, &weak, &scope("s", true))
         .await

@@ -8,7 +8,7 @@ use crate::{
     cli::EvalArgs,
     commands::train::select_objectives,
     eval::{self, plot, reference, report},
-    train::recipe::{Candidate, Recipe},
+    train::recipe::{Candidate, Choice, Recipe},
 };
 
 /// The objectives of docs/quality.md: accuracy, two attacks, three devices.
@@ -39,16 +39,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let mut recipe = Recipe::default();
     if !args.candidates.is_empty() {
-        recipe.candidates = args
+        recipe.choices = args
             .candidates
             .iter()
             .map(|name| {
-                Candidate::named(name).with_context(|| {
+                Choice::named(name).with_context(|| {
                     let known: Vec<&str> = Candidate::all().iter().map(|c| c.name).collect();
-                    format!("unknown candidate {name:?}; known: {}", known.join(", "))
+                    format!(
+                        "unknown candidate in {name:?}; known: {} (join them with + for their mean)",
+                        known.join(", ")
+                    )
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(margin) = args.selection_margin {
+        if !(margin.is_finite() && margin >= 0.0) {
+            bail!("--selection-margin must be a finite number of at least 0, got {margin}");
+        }
+        recipe.selection_margin = margin;
     }
     let protocol = eval::Protocol {
         objectives,

@@ -44,6 +44,7 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
         objectives: args.objectives,
         request_id: String::new(),
         study: args.study,
+        intervals: true,
     };
     let mut request = tonic::Request::new(request);
     if let Some(token) = &args.token {
@@ -64,6 +65,17 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
         .any(|p| p.measured.contains(&true))
     {
         println!("* measured in the study, not predicted");
+    }
+    if let Some(coverage) = response
+        .objectives
+        .iter()
+        .map(|o| o.interval_coverage)
+        .find(|&c| c > 0.0)
+    {
+        println!(
+            "± half-width of the model's {:.0}% interval",
+            coverage * 100.0
+        );
     }
     if response.measurements_unavailable {
         println!("(the evaluation store was unreachable: every value is a prediction)");
@@ -89,19 +101,23 @@ fn render_table(archs: &[String], response: &crate::proto::v1::PredictResponse) 
         .max(9);
     out.push_str(&format!("{:<width$}", "objective"));
     for i in 0..response.predictions.len() {
-        out.push_str(&format!(" {:>12}", format!("candidate {i}")));
+        out.push_str(&format!(" {:>20}", format!("candidate {i}")));
     }
     out.push_str("  model version\n");
     for (j, o) in response.objectives.iter().enumerate() {
         out.push_str(&format!("{:<width$}", o.objective));
         for p in &response.predictions {
             let v = p.values.get(j).copied().unwrap_or(f64::NAN);
-            let mark = if p.measured.get(j).copied().unwrap_or(false) {
-                "*"
+            let measured = p.measured.get(j).copied().unwrap_or(false);
+            let width = p.interval_half_widths.get(j).copied().unwrap_or(0.0);
+            let cell = if measured {
+                format!("{v:.4}*")
+            } else if width > 0.0 {
+                format!("{v:.4} ± {width:.3} ")
             } else {
-                " "
+                format!("{v:.4} ")
             };
-            out.push_str(&format!(" {v:>11.4}{mark}"));
+            out.push_str(&format!(" {cell:>20}"));
         }
         out.push_str(&format!("  {}\n", o.model_version));
     }

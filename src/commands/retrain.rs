@@ -12,10 +12,7 @@ use crate::{
 
 pub fn config(options: &RetrainOptions) -> RetrainConfig {
     RetrainConfig {
-        train: TrainConfig {
-            num_iterations: options.retrain_iterations,
-            ..TrainConfig::default()
-        },
+        train: TrainConfig::with_rounds(options.retrain_iterations),
         min_training_rows: options.retrain_min_rows,
         min_heldout_rows: options.retrain_min_heldout.max(1),
         tolerance: options.retrain_tolerance,

@@ -30,9 +30,8 @@ pub fn select_objectives(ids: &[String]) -> anyhow::Result<Vec<Objective>> {
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let selected = select_objectives(&args.objectives)?;
     let config = TrainConfig {
-        num_iterations: args.iterations,
         use_proxies: !args.no_proxies,
-        ..TrainConfig::default()
+        ..TrainConfig::with_rounds(args.iterations)
     };
     let proxies = load_all_proxies(&args.bench).context("reading the proxy tables")?;
 

@@ -253,12 +253,6 @@ pub fn run(
                     let mut pred = vec![0.0; test.len()];
                     fitted.predict_batch(&test_x, &mut pred);
                     let truth: Vec<f64> = test.iter().map(|&i| job.data.targets[i]).collect();
-                    let h = fitted.interval_half_width;
-                    let inside = pred
-                        .iter()
-                        .zip(&truth)
-                        .filter(|(p, t)| (*p - *t).abs() <= h)
-                        .count();
                     let run = Run {
                         objective: job.data.objective.id.clone(),
                         feature_set: job.feature_set.to_string(),
@@ -272,8 +266,8 @@ pub fn run(
                             TOP_FRACTION,
                             lower_is_better(&job.data.objective),
                         ),
-                        coverage: inside as f64 / truth.len() as f64,
-                        chosen: fitted.chosen.to_owned(),
+                        coverage: metrics::coverage(&pred, &truth, fitted.interval_half_width),
+                        chosen: fitted.chosen,
                         seconds: t0.elapsed().as_secs_f64(),
                     };
                     if Some(job.train_size) == scatter_size && Some(job.seed) == scatter_seed {

@@ -40,6 +40,7 @@ pub fn to_request(input: &PredictInput) -> PredictRequest {
         objectives: input.objectives.clone(),
         request_id: String::new(),
         study: input.study.clone(),
+        intervals: input.intervals,
     }
 }
 

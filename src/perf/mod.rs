@@ -63,13 +63,10 @@ impl Options {
     }
 
     fn train_config(&self) -> TrainConfig {
-        TrainConfig {
-            num_iterations: if self.quick {
-                40
-            } else {
-                TrainConfig::default().num_iterations
-            },
-            ..TrainConfig::default()
+        if self.quick {
+            TrainConfig::with_rounds(40)
+        } else {
+            TrainConfig::default()
         }
     }
 

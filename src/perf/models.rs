@@ -247,6 +247,7 @@ impl Workload {
             dataset: PROXY_DATASET.name().to_owned(),
             objectives: Vec::new(),
             study: String::new(),
+            intervals: false,
         }
     }
 

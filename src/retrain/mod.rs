@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     features::ProxyValues,
-    model::{Forest, HeldoutMetrics, Model},
+    model::{HeldoutMetrics, Model},
     objectives::{self, Objective, ObjectiveKind},
     space::{
         SearchSpaces,
@@ -611,9 +611,8 @@ fn fit_and_judge(
     config: &RetrainConfig,
     use_proxies: bool,
 ) -> Result<Trained, String> {
-    let model_text = train::fit(&set, train_idx, &config.train).map_err(|e| e.to_string())?;
-    let forest = Forest::parse(&model_text).map_err(|e| e.to_string())?;
-    let heldout = train::evaluate(&forest, &set, test_idx);
+    let fitted = train::fit(&set, train_idx, &config.train).map_err(|e| e.to_string())?;
+    let heldout = train::evaluate(&fitted.forest, fitted.interval_half_width, &set, test_idx);
     let spaces = SearchSpaces::builtin();
     // The serving version on the same rows, through the serving path, so
     // that a version with other features is judged as it serves.
@@ -646,7 +645,7 @@ fn fit_and_judge(
         &set,
         train_idx.len(),
         heldout.clone(),
-        model_text,
+        fitted,
         &TrainConfig {
             use_proxies,
             ..config.train.clone()

@@ -128,6 +128,7 @@ impl From<PredictRequest> for PredictInput {
                 })
                 .collect(),
             dataset: r.dataset,
+            intervals: r.intervals,
             objectives: r.objectives,
             study: r.study,
         }
@@ -148,6 +149,7 @@ fn to_response(
                 objective: o.objective,
                 model_version: o.model_version,
                 model_study: o.model_study,
+                interval_coverage: o.interval_coverage.unwrap_or(0.0),
             })
             .collect(),
         predictions: output
@@ -156,6 +158,7 @@ fn to_response(
             .enumerate()
             .map(|(i, c)| {
                 let mut values = c.values;
+                let mut widths = c.interval_half_widths;
                 let mut flags = Vec::new();
                 if let Some(Measured::Values(found)) = measured {
                     flags = vec![false; n_objectives];
@@ -163,6 +166,10 @@ fn to_response(
                         if let Some(v) = found.get(&(i, j)) {
                             *value = *v;
                             flags[j] = true;
+                            // A measurement is not a prediction.
+                            if let Some(w) = widths.get_mut(j) {
+                                *w = 0.0;
+                            }
                         }
                     }
                 }
@@ -170,6 +177,7 @@ fn to_response(
                     values,
                     canonical_key: c.canonical_key,
                     measured: flags,
+                    interval_half_widths: widths,
                 }
             })
             .collect(),
@@ -239,6 +247,7 @@ impl Predictor for PredictorService {
                 objectives: r.objectives.into_iter().map(|o| o.objective).collect(),
                 request_id: String::new(),
                 study: r.study,
+                intervals: false,
             })
             .await?;
         let m = directions.len();
@@ -320,6 +329,13 @@ impl Predictor for PredictorService {
                     info.heldout_rows = m.heldout.rows;
                     info.created_at = m.created_at.clone();
                     info.training_data_sha256 = m.training_data_sha256.clone();
+                    if let Some(interval) = m.interval {
+                        info.interval_half_width = interval.half_width;
+                        info.interval_coverage = interval.coverage;
+                        info.heldout_interval_coverage = m.heldout.interval_coverage;
+                        info.interval_half_width_without_proxies =
+                            m.interval_without_proxies.map(|i| i.half_width);
+                    }
                 }
                 info
             })

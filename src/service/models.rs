@@ -63,6 +63,12 @@ impl From<StoredModel> for ModelVersion {
             created_at: m.manifest.created_at.clone(),
             activated_at_unix_ms: m.activated_at_ms.unwrap_or(0),
             training_data_sha256: m.manifest.training_data_sha256.clone(),
+            interval_half_width: m.manifest.interval.map_or(0.0, |i| i.half_width),
+            interval_coverage: m.manifest.interval.map_or(0.0, |i| i.coverage),
+            heldout_interval_coverage: m
+                .manifest
+                .interval
+                .and(m.manifest.heldout.interval_coverage),
             feature_names: m.manifest.feature_names,
             status: m.status.as_str().to_owned(),
             study: m.study,

@@ -143,6 +143,32 @@ pub fn rmse(pred: &[f64], truth: &[f64]) -> f64 {
     (sum / pred.len() as f64).sqrt()
 }
 
+/// The standard error of Kendall's tau between `n` independent pairs:
+/// `sqrt(2 (2n + 5) / (9 n (n - 1)))`, about 0.12 at 32 rows and 0.02 at
+/// 1,024. Infinite below 2 rows.
+pub fn kendall_tau_standard_error(n: usize) -> f64 {
+    if n < 2 {
+        return f64::INFINITY;
+    }
+    let n = n as f64;
+    (2.0 * (2.0 * n + 5.0) / (9.0 * n * (n - 1.0))).sqrt()
+}
+
+/// The share of `truth` within `half_width` of `pred`: the coverage of the
+/// interval `pred ± half_width`. NaN for no rows or an undefined width.
+pub fn coverage(pred: &[f64], truth: &[f64], half_width: f64) -> f64 {
+    assert_eq!(pred.len(), truth.len(), "coverage needs paired samples");
+    if pred.is_empty() || !half_width.is_finite() {
+        return f64::NAN;
+    }
+    let inside = pred
+        .iter()
+        .zip(truth)
+        .filter(|(p, t)| (*p - *t).abs() <= half_width)
+        .count();
+    inside as f64 / pred.len() as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,8 @@ pub mod lightgbm;
 pub mod metrics;
 pub mod recipe;
 
+pub use self::recipe::{Fitted, Recipe};
+
 use std::{
     collections::{BTreeMap, HashMap},
     path::Path,
@@ -20,10 +22,10 @@ use sha2::{Digest, Sha256};
 use crate::{
     bench::{self, BenchError, Measurement},
     dataset::Dataset,
-    features::{FeatureMap, PROXY_FEATURE_PREFIX, ProxyValues, proxy_feature_names},
+    features::{FeatureMap, PROXIES_SENT_FEATURE, ProxyValues, proxy_feature_names},
     model::{
-        HeldoutMetrics, MANIFEST_SUFFIX, Manifest, manifest::MANIFEST_FORMAT, manifest_path,
-        sha256_hex,
+        HeldoutMetrics, Interval, MANIFEST_SUFFIX, Manifest, manifest::MANIFEST_FORMAT,
+        manifest_path, sha256_hex,
     },
     objectives::{Objective, ObjectiveKind},
     space::{
@@ -50,80 +52,39 @@ pub enum TrainError {
     },
 }
 
-/// LightGBM settings. The defaults are tuned for the NB201 tables: a slower
-/// learning rate with more trees and small leaves generalise better than
-/// LightGBM's defaults from a few hundred to a few thousand rows.
+/// How `nasperf train` and retraining train: the recipe (which chooses the
+/// LightGBM configuration from the data), the held-out share that the
+/// manifest's figures come from, and whether proxies are fed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
-    pub num_iterations: u32,
-    pub learning_rate: f64,
-    pub num_leaves: u32,
-    pub min_data_in_leaf: u32,
-    pub feature_fraction: f64,
-    pub lambda_l2: f64,
+    pub recipe: Recipe,
     pub seed: u64,
     /// Share of rows held out for the manifest's quality figures.
     pub holdout_fraction: f64,
     /// Feed the objective's dataset's zero-cost proxies where the tables
     /// have them.
     pub use_proxies: bool,
-    /// Also train on every row with its proxies missing (NaN), so that the
-    /// model learns where a candidate sent without proxies belongs. Without
-    /// it, LightGBM treats a NaN it never saw in training as 0.
-    pub proxy_dropout: bool,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            num_iterations: 600,
-            learning_rate: 0.04,
-            num_leaves: 31,
-            min_data_in_leaf: 5,
-            feature_fraction: 0.7,
-            lambda_l2: 1.0,
+            recipe: Recipe::default(),
             seed: 42,
             holdout_fraction: 0.2,
             use_proxies: true,
-            proxy_dropout: true,
         }
     }
 }
 
 impl TrainConfig {
-    /// The leaf size for `rows` training rows: the configured one, smaller
-    /// for a few dozen rows, where a leaf of 5 leaves trees barely any
-    /// split (a search's first models train on 12 to 40 rows).
-    fn min_data_in_leaf(&self, rows: usize) -> u32 {
-        let small = u32::try_from((rows / 8).max(1)).unwrap_or(u32::MAX);
-        self.min_data_in_leaf.min(small)
-    }
-
-    /// How LightGBM bins the features: every feature kept (no pre-filter
-    /// with its default leaf size of 20) and a bin for any value one row has.
-    fn dataset_params(&self, rows: usize) -> serde_json::Value {
-        json!({
-            "min_data_in_leaf": self.min_data_in_leaf(rows),
-            "feature_pre_filter": false,
-            "min_data_in_bin": 1,
-            "verbosity": -1,
-        })
-    }
-
-    fn lightgbm_params(&self, rows: usize) -> serde_json::Value {
-        json!({
-            "objective": "regression",
-            "num_iterations": self.num_iterations,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf(rows),
-            "feature_fraction": self.feature_fraction,
-            "lambda_l2": self.lambda_l2,
-            "seed": self.seed,
-            "deterministic": true,
-            "num_threads": 1,
-            "verbosity": -1,
-        })
+    /// The default configuration with the recipe's rounds scaled to
+    /// `rounds` for its largest booster.
+    pub fn with_rounds(rounds: u32) -> Self {
+        Self {
+            recipe: Recipe::with_rounds(rounds),
+            ..Self::default()
+        }
     }
 }
 
@@ -152,36 +113,13 @@ impl TrainingSet {
         &self.rows[i * w..(i + 1) * w]
     }
 
-    /// The rows `idx`, followed, with `proxy_dropout`, by the same rows with
-    /// every proxy feature set to NaN.
-    fn subset(&self, idx: &[usize], proxy_dropout: bool) -> (Vec<f64>, Vec<f64>) {
-        let proxy_columns: Vec<usize> = self
-            .feature_names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.starts_with(PROXY_FEATURE_PREFIX))
-            .map(|(i, _)| i)
-            .collect();
-        let copies = if proxy_dropout && !proxy_columns.is_empty() {
-            2
-        } else {
-            1
-        };
-        let mut rows = Vec::with_capacity(copies * idx.len() * self.feature_names.len());
-        let mut targets = Vec::with_capacity(copies * idx.len());
-        for copy in 0..copies {
-            for &i in idx {
-                let start = rows.len();
-                rows.extend_from_slice(self.row(i));
-                if copy == 1 {
-                    for &c in &proxy_columns {
-                        rows[start + c] = f64::NAN;
-                    }
-                }
-                targets.push(self.targets[i]);
-            }
-        }
-        (rows, targets)
+    /// The rows `idx` (row-major) and their targets.
+    pub fn subset(&self, idx: &[usize]) -> (Vec<f64>, Vec<f64>) {
+        let width = self.feature_names.len();
+        (
+            recipe::gather(&self.rows, width, idx),
+            idx.iter().map(|&i| self.targets[i]).collect(),
+        )
     }
 
     /// SHA-256 over names, rows and targets.
@@ -228,6 +166,9 @@ pub fn feature_names_for(objective: &Objective, space: &Nb201, with_proxies: boo
         .collect();
     if with_proxies && objective.kind != ObjectiveKind::Hardware {
         names.extend(proxy_feature_names());
+        // The recipe answers candidates without every proxy from trees of
+        // their own, split on this count.
+        names.push(PROXIES_SENT_FEATURE.to_owned());
     }
     names
 }
@@ -321,22 +262,19 @@ impl SplitMix64 {
     }
 }
 
-/// Trains on the rows `train` of `set` and returns LightGBM's model text.
-pub fn fit(set: &TrainingSet, train: &[usize], config: &TrainConfig) -> Result<String, TrainError> {
-    let (rows, targets) = set.subset(train, config.proxy_dropout);
-    let labels: Vec<f32> = targets.iter().map(|&t| t as f32).collect();
-    Ok(lightgbm::train(
-        &rows,
-        &labels,
-        &set.feature_names,
-        &config.dataset_params(labels.len()),
-        &config.lightgbm_params(labels.len()),
-    )?)
+/// Trains on the rows `train` of `set` with the recipe.
+pub fn fit(set: &TrainingSet, train: &[usize], config: &TrainConfig) -> Result<Fitted, TrainError> {
+    let (rows, targets) = set.subset(train);
+    config
+        .recipe
+        .fit(&rows, &set.feature_names, &targets, config.seed)
 }
 
-/// Held-out metrics of `forest` on the rows `test` of `set`.
+/// Held-out metrics of `forest` on the rows `test` of `set`, with how often
+/// the true value fell within `half_width` of the prediction.
 pub fn evaluate(
     forest: &crate::model::Forest,
+    half_width: f64,
     set: &TrainingSet,
     test: &[usize],
 ) -> HeldoutMetrics {
@@ -347,6 +285,8 @@ pub fn evaluate(
         kendall_tau: metrics::kendall_tau_b(&pred, &truth),
         spearman_rho: metrics::spearman_rho(&pred, &truth),
         rmse: metrics::rmse(&pred, &truth),
+        interval_coverage: Some(metrics::coverage(&pred, &truth, half_width))
+            .filter(|c| c.is_finite()),
     }
 }
 
@@ -383,9 +323,11 @@ pub fn train_objective(
     let n_test =
         ((set.len() as f64 * config.holdout_fraction).round() as usize).clamp(1, set.len() - 1);
     let (test, train) = order.split_at(n_test);
-    let model_text = fit(&set, train, config)?;
-    let forest = crate::model::Forest::parse(&model_text).map_err(|e| data_err(e.to_string()))?;
-    let heldout = evaluate(&forest, &set, test);
+    let fitted = fit(&set, train, config).map_err(|e| match e {
+        TrainError::Data { message, .. } => data_err(message),
+        other => other,
+    })?;
+    let heldout = evaluate(&fitted.forest, fitted.interval_half_width, &set, test);
     let source = json!(format!(
         "{}:{}",
         objective.source.file, objective.source.column
@@ -395,7 +337,7 @@ pub fn train_objective(
         &set,
         train.len(),
         heldout,
-        model_text,
+        fitted,
         config,
         source,
     ))
@@ -407,10 +349,29 @@ pub fn package(
     set: &TrainingSet,
     training_rows: usize,
     heldout: HeldoutMetrics,
-    model_text: String,
+    fitted: Fitted,
     config: &TrainConfig,
     source: serde_json::Value,
 ) -> TrainedModel {
+    let trainer = json!({
+        "library": "LightGBM (lightgbm3 crate)",
+        "recipe": config.recipe.describe(&fitted, training_rows, config.seed),
+        "seed": config.seed,
+        "holdout_fraction": config.holdout_fraction,
+        "use_proxies": config.use_proxies,
+        "source": source,
+    });
+    let interval = |half_width: f64| {
+        half_width.is_finite().then_some(Interval {
+            coverage: config.recipe.coverage,
+            half_width,
+        })
+    };
+    let interval_without_proxies = fitted
+        .interval_half_width_without_proxies
+        .and_then(interval);
+    let interval = interval(fitted.interval_half_width);
+    let model_text = fitted.model_text;
     let model_sha256 = sha256_hex(model_text.as_bytes());
     let now = std::time::SystemTime::now();
     let created_at = humantime::format_rfc3339_millis(now).to_string();
@@ -433,14 +394,9 @@ pub fn package(
         training_data_sha256: set.sha256(),
         model_sha256,
         model_file: String::new(),
-        trainer: json!({
-            "library": "LightGBM (lightgbm3 crate)",
-            "params": config.lightgbm_params(training_rows),
-            "dataset_params": config.dataset_params(training_rows),
-            "holdout_fraction": config.holdout_fraction,
-            "proxy_dropout": config.proxy_dropout,
-            "source": source,
-        }),
+        interval,
+        interval_without_proxies,
+        trainer,
     };
     manifest.model_file = manifest.content_addressed_file_name();
     TrainedModel {

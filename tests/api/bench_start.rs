@@ -9,6 +9,7 @@
 use nasperf::{
     proto::v1::{ListModelsRequest, ListObjectivesRequest, models_client::ModelsClient},
     retrain::schedule::Schedule,
+    train::TrainConfig,
 };
 
 use crate::helpers::{BEST_CELL, benchdata, candidate, request, spawn_app_with};
@@ -34,7 +35,7 @@ async fn a_first_start_imports_and_trains_and_a_second_reuses_it() {
             c.models_dir = None;
             c.bench = Some(bench);
             c.data_dir = data;
-            c.retrain.train.num_iterations = 200;
+            c.retrain.train = TrainConfig::with_rounds(200);
             c.schedule = Schedule {
                 interval: None,
                 after: None,

@@ -41,9 +41,8 @@ pub fn alternative_val_acc_model() -> &'static TrainedModel {
     static MODEL: OnceLock<TrainedModel> = OnceLock::new();
     MODEL.get_or_init(|| {
         let config = TrainConfig {
-            num_iterations: 40,
             seed: 99,
-            ..TrainConfig::default()
+            ..TrainConfig::with_rounds(40)
         };
         let dir = benchdata();
         let proxies = load_all_proxies(&dir).expect("proxy tables");
@@ -59,9 +58,8 @@ fn train_fixture(iterations: u32, seed: u64) -> Vec<TrainedModel> {
     let dir = benchdata();
     let proxies = load_all_proxies(&dir).expect("proxy tables");
     let config = TrainConfig {
-        num_iterations: iterations,
         seed,
-        ..TrainConfig::default()
+        ..TrainConfig::with_rounds(iterations)
     };
     OBJECTIVES
         .iter()
@@ -189,6 +187,7 @@ pub fn request(candidates: Vec<Candidate>, objectives: &[&str]) -> PredictReques
         objectives: objectives.iter().map(|s| (*s).to_owned()).collect(),
         request_id: String::new(),
         study: String::new(),
+        intervals: false,
     }
 }
 

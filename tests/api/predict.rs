@@ -92,6 +92,7 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
             ],
             request_id: "r1".to_owned(),
             study: String::new(),
+            intervals: true,
         }
     };
     let on_cifar10 = app
@@ -131,6 +132,64 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
         on_cifar10.predictions[0].values[1],
         without.predictions[0].values[1]
     );
+    // A candidate missing one proxy is answered by the trees trained on
+    // the architecture alone, exactly as one that sends none.
+    let mut partial = with("cifar10");
+    partial.candidates[0].proxies.remove("synflow");
+    let partial = app.client.predict(partial).await.unwrap().into_inner();
+    assert_eq!(
+        partial.predictions[0].values[0],
+        without.predictions[0].values[0]
+    );
+
+    // Each value carries the half-width of its model's 80% interval: the
+    // proxy trees' for a candidate with every proxy, the wider one of the
+    // architecture's trees otherwise; none unless asked for.
+    let listed = app
+        .client
+        .list_objectives(ListObjectivesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let info = |id: &str| {
+        listed
+            .objectives
+            .iter()
+            .find(|o| o.objective == id)
+            .expect("listed")
+            .clone()
+    };
+    let (acc, c100) = (
+        info("cifar10/val_acc_200ep"),
+        info("cifar100/test_acc_200ep"),
+    );
+    let acc_without = acc
+        .interval_half_width_without_proxies
+        .expect("a model that reads proxies has a second interval");
+    assert!(acc.interval_half_width > 0.0 && acc_without > acc.interval_half_width);
+    assert!(c100.interval_half_width > 0.0 && c100.interval_half_width_without_proxies.is_none());
+    for held in [
+        acc.heldout_interval_coverage,
+        c100.heldout_interval_coverage,
+    ] {
+        let held = held.expect("measured on held-out rows");
+        assert!((0.6..=0.95).contains(&held), "{held}");
+    }
+    for o in &on_cifar10.objectives {
+        assert!((o.interval_coverage - 0.8).abs() < 1e-12, "{o:?}");
+    }
+    let widths =
+        |r: &nasperf::proto::v1::PredictResponse| r.predictions[0].interval_half_widths.clone();
+    assert_eq!(
+        widths(&on_cifar10),
+        [acc.interval_half_width, c100.interval_half_width]
+    );
+    assert_eq!(
+        widths(&on_imagenet),
+        [acc_without, c100.interval_half_width]
+    );
+    assert_eq!(widths(&partial), [acc_without, c100.interval_half_width]);
+    assert!(widths(&without).is_empty(), "not asked for");
 
     // A dead op changes neither the key nor accuracy, but does change latency.
     let live = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|";
@@ -303,15 +362,16 @@ async fn the_command_line_client_prints_a_table() {
         .lines()
         .find(|l| l.starts_with("cifar10/val_acc_200ep"))
         .expect("a row per objective");
-    let values: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(2)
-        .map(|v| v.parse().expect("a number"))
-        .collect();
+    // `value ± half-width` per candidate.
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| -> f64 { words[i].parse().expect("a number") };
+    let (best, skip) = (number(1), number(4));
+    assert_eq!((words[2], words[5]), ("±", "±"), "{line}");
+    assert!(number(3) > 0.0 && number(6) > 0.0, "{line}");
+    assert!(best > skip, "the best cell beats a lone skip: {line}");
     assert!(
-        values[0] > values[1],
-        "the best cell beats a lone skip: {line}"
+        stdout.contains("± half-width of the model's 80% interval"),
+        "{stdout}"
     );
     app.stop().await;
 }

@@ -59,6 +59,31 @@ def test_predict_stream_and_rank(server):
         assert set(served) == set(OBJECTIVES)
 
 
+def test_every_prediction_can_carry_its_interval(server):
+    with Client(server.target) as client:
+        served = {o.objective: o for o in client.list_objectives()}
+        plain = client.predict([BEST, WORST], objectives=OBJECTIVES)
+        assert plain.interval(0, OBJECTIVES[0]) is None, "not asked for"
+        p = client.predict([BEST, WORST], objectives=OBJECTIVES, intervals=True)
+        assert p.values == plain.values
+        for objective in OBJECTIVES:
+            info = served[objective]
+            assert info.interval is not None, objective
+            half_width, coverage = info.interval
+            assert half_width > 0 and coverage == pytest.approx(0.8)
+            assert p.interval_coverage[objective] == pytest.approx(0.8)
+            # Measured on rows the model never trained on when it was made.
+            assert 0.0 <= info.heldout_interval_coverage <= 1.0
+            # No proxies were sent: a model that reads them answers from its
+            # architecture-only trees, with their (wider) interval.
+            expected = info.interval_half_width_without_proxies or half_width
+            for i in range(2):
+                low, high = p.interval(i, objective)
+                value = p.values[i][p.objectives.index(objective)]
+                assert low == pytest.approx(value - expected)
+                assert high == pytest.approx(value + expected)
+
+
 def test_errors_keep_the_servers_status_and_message(server):
     with Client(server.target) as client:
         with pytest.raises(NasperfError) as e:

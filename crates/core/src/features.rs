@@ -25,6 +25,13 @@ pub const PROXY_NAMES: [&str; 13] = [
 /// The prefix of proxy feature names: proxy `synflow` is feature `zc.synflow`.
 pub const PROXY_FEATURE_PREFIX: &str = "zc.";
 
+/// A feature of models that read proxies: how many of the candidate's
+/// proxies were sent (0 to 13). A served model splits on it first, so that
+/// a candidate with every proxy is answered by trees trained with them and
+/// any other by trees trained on the architecture alone
+/// (`nasperf::train::recipe`).
+pub const PROXIES_SENT_FEATURE: &str = "proxies.sent";
+
 pub fn proxy_index(name: &str) -> Option<usize> {
     PROXY_NAMES.iter().position(|&p| p == name)
 }
@@ -43,6 +50,16 @@ pub struct ProxyValues(pub [f64; PROXY_NAMES.len()]);
 
 impl ProxyValues {
     pub const MISSING: ProxyValues = ProxyValues([f64::NAN; PROXY_NAMES.len()]);
+
+    /// How many proxies have a value.
+    pub fn count_sent(&self) -> usize {
+        self.0.iter().filter(|v| !v.is_nan()).count()
+    }
+
+    /// Whether every proxy has a value.
+    pub fn all_sent(&self) -> bool {
+        self.count_sent() == PROXY_NAMES.len()
+    }
 
     /// Validates proxies sent by name, as every request and table carries
     /// them: each name must be known, sent once, and its value finite (a
@@ -113,6 +130,7 @@ impl ProxyError {
 enum Source {
     Space(usize),
     Proxy(usize),
+    ProxiesSent,
 }
 
 /// How to build a model's input row.
@@ -139,6 +157,9 @@ impl FeatureMap {
                 if let Some(i) = space_names.iter().position(|n| n == name) {
                     return Ok(Source::Space(i));
                 }
+                if name == PROXIES_SENT_FEATURE {
+                    return Ok(Source::ProxiesSent);
+                }
                 name.strip_prefix(PROXY_FEATURE_PREFIX)
                     .and_then(proxy_index)
                     .map(Source::Proxy)
@@ -161,7 +182,15 @@ impl FeatureMap {
 
     /// Whether the model reads any proxy.
     pub fn uses_proxies(&self) -> bool {
-        self.sources.iter().any(|s| matches!(s, Source::Proxy(_)))
+        self.sources
+            .iter()
+            .any(|s| matches!(s, Source::Proxy(_) | Source::ProxiesSent))
+    }
+
+    /// Whether the model answers candidates without every proxy from trees
+    /// of their own (it reads [`PROXIES_SENT_FEATURE`]).
+    pub fn switches_on_proxies(&self) -> bool {
+        self.sources.contains(&Source::ProxiesSent)
     }
 
     /// Appends one row: `space_features` in the space's order, `proxies`
@@ -175,6 +204,8 @@ impl FeatureMap {
         row.extend(self.sources.iter().map(|s| match *s {
             Source::Space(i) => space_features[i],
             Source::Proxy(i) => proxies.map_or(f64::NAN, |p| p.0[i]),
+            // Counts of at most 13 are exact in f64.
+            Source::ProxiesSent => proxies.map_or(0.0, |p| p.count_sent() as f64),
         }));
     }
 }

@@ -66,11 +66,30 @@ class Prediction:
     #: per candidate and objective: measured by the study rather than predicted
     measured: list[list[bool]]
     measurements_unavailable: bool = False
+    #: per candidate and objective, when asked for (``intervals=True``): the
+    #: half-width of the value's interval, 0 for a measured value
+    interval_half_widths: list[list[float]] = field(default_factory=list)
+    #: objective -> the nominal coverage of its intervals (e.g. 0.8)
+    interval_coverage: dict[str, float] = field(default_factory=dict)
 
     def column(self, objective: str) -> list[float]:
         """Every candidate's value of one objective."""
         j = self.objectives.index(objective)
         return [row[j] for row in self.values]
+
+    def interval(self, candidate: int, objective: str) -> Optional[tuple[float, float]]:
+        """``(low, high)``: where the true value of one candidate lies with
+        the model's nominal coverage (``interval_coverage``). ``None`` when
+        intervals were not asked for, the model has none, or the value was
+        measured rather than predicted."""
+        j = self.objectives.index(objective)
+        if not self.interval_half_widths or self.measured[candidate][j]:
+            return None
+        half_width = self.interval_half_widths[candidate][j]
+        if half_width <= 0:
+            return None
+        value = self.values[candidate][j]
+        return (value - half_width, value + half_width)
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,14 @@ class ObjectiveInfo:
     heldout_kendall_tau: float
     training_rows: int
     load_error: str
+    #: (half-width, nominal coverage) of the model's interval, if it has one
+    #: (for a model that reads proxies: of a candidate with every proxy)
+    interval: Optional[tuple[float, float]] = None
+    #: for a model that reads proxies: the half-width for a candidate without
+    #: every proxy (answered by trees trained on the architecture alone)
+    interval_half_width_without_proxies: Optional[float] = None
+    #: how often the true value fell inside it on held-out rows
+    heldout_interval_coverage: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -314,14 +341,18 @@ class Client:
         *,
         study: str = "",
         search_space: str = "nb201",
+        intervals: bool = False,
     ) -> Prediction:
         """Predicts ``objectives`` (all served ones when None) for each
-        architecture; ``proxies[i]``, if given, were computed on ``dataset``."""
+        architecture; ``proxies[i]``, if given, were computed on ``dataset``.
+        With ``intervals``, each value also carries its interval
+        (``Prediction.interval``)."""
         request = predictor_pb2.PredictRequest(
             candidates=_candidates(archs, proxies, search_space),
             dataset=dataset,
             objectives=list(objectives or []),
             study=study,
+            intervals=intervals,
         )
         try:
             response = self._predictor.Predict(request, timeout=self._timeout)
@@ -416,6 +447,15 @@ class Client:
                 heldout_kendall_tau=o.heldout_kendall_tau,
                 training_rows=o.training_rows,
                 load_error=o.load_error,
+                interval=(o.interval_half_width, o.interval_coverage) if o.interval_coverage > 0 else None,
+                interval_half_width_without_proxies=(
+                    o.interval_half_width_without_proxies
+                    if o.HasField("interval_half_width_without_proxies")
+                    else None
+                ),
+                heldout_interval_coverage=(
+                    o.heldout_interval_coverage if o.HasField("heldout_interval_coverage") else None
+                ),
             )
             for o in r.objectives
         ]
@@ -613,4 +653,6 @@ def _prediction(r: predictor_pb2.PredictResponse) -> Prediction:
         canonical_keys=[p.canonical_key for p in r.predictions],
         measured=[list(p.measured) or [False] * len(names) for p in r.predictions],
         measurements_unavailable=r.measurements_unavailable,
+        interval_half_widths=[list(p.interval_half_widths) for p in r.predictions if p.interval_half_widths],
+        interval_coverage={o.objective: o.interval_coverage for o in r.objectives if o.interval_coverage > 0},
     )

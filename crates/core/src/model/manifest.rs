@@ -14,6 +14,19 @@ pub struct HeldoutMetrics {
     pub spearman_rho: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub rmse: f64,
+    /// How often the true value fell inside the manifest's interval on
+    /// these rows; absent for a model without an interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_coverage: Option<f64>,
+}
+
+/// The interval every prediction of a model carries: the prediction plus
+/// or minus `half_width`, which held the true value for about `coverage`
+/// of networks drawn like the training ones (split conformal).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub coverage: f64,
+    pub half_width: f64,
 }
 
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -34,6 +47,15 @@ pub struct Manifest {
     pub feature_names: Vec<String>,
     pub training_rows: u64,
     pub heldout: HeldoutMetrics,
+    /// The interval of a prediction; for a model that reads proxies, of a
+    /// candidate that sent every proxy. Absent in models trained before
+    /// intervals existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
+    /// For a model that reads proxies: the interval of a candidate without
+    /// every proxy, answered by the trees trained on the architecture alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_without_proxies: Option<Interval>,
     /// RFC 3339.
     pub created_at: String,
     /// SHA-256 of the training rows (features and targets), hex.
@@ -69,6 +91,7 @@ mod tests {
             kendall_tau: f64::NAN,
             spearman_rho: 0.5,
             rmse: 1.0,
+            interval_coverage: None,
         };
         let json = serde_json::to_string(&m).expect("serialise");
         assert!(json.contains("\"kendall_tau\":null"), "{json}");

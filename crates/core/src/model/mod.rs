@@ -8,6 +8,7 @@
 //! never pairs a manifest with the wrong model text. The manifest also
 //! carries the SHA-256 of the text, which catches a pair copied by hand.
 
+pub mod blend;
 pub mod forest;
 pub mod manifest;
 
@@ -20,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::{
     forest::Forest,
-    manifest::{HeldoutMetrics, Manifest},
+    manifest::{HeldoutMetrics, Interval, Manifest},
 };
 use crate::{
     dataset::Dataset,
@@ -123,6 +124,20 @@ impl Model {
             .get(&manifest.search_space)
             .cloned()
             .ok_or_else(|| invalid(format!("unknown search space {:?}", manifest.search_space)))?;
+        for interval in [manifest.interval, manifest.interval_without_proxies]
+            .into_iter()
+            .flatten()
+        {
+            if !(interval.half_width.is_finite()
+                && interval.half_width >= 0.0
+                && interval.coverage > 0.0
+                && interval.coverage < 1.0)
+            {
+                return Err(invalid(format!(
+                    "interval {interval:?}: the half-width must be finite and not negative, the coverage between 0 and 1"
+                )));
+            }
+        }
         let forest = Forest::parse(model_text).map_err(|e| invalid(e.to_string()))?;
         if forest.feature_names() != manifest.feature_names.as_slice() {
             return Err(invalid(
@@ -180,6 +195,18 @@ impl Model {
         out.clear();
         out.resize(rows.len() / self.features.len().max(1), 0.0);
         self.forest.predict_batch(rows, out);
+    }
+
+    /// The interval of a prediction for a candidate with `proxies` (as
+    /// given to [`Model::predict`]): a model that switches on proxies
+    /// answers a candidate without every proxy from other trees, with their
+    /// own interval.
+    pub fn interval(&self, proxies: Option<&ProxyValues>) -> Option<Interval> {
+        if self.features.switches_on_proxies() && !proxies.is_some_and(ProxyValues::all_sent) {
+            self.manifest.interval_without_proxies
+        } else {
+            self.manifest.interval
+        }
     }
 
     pub fn feature_map(&self) -> &FeatureMap {

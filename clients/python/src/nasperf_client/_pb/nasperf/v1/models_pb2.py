@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17nasperf/v1/models.proto\x12\nnasperf.v1\"5\n\x11ListModelsRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\"\x84\x03\n\x0cModelVersion\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rtraining_rows\x18\x05 \x01(\x04\x12\x14\n\x0cheldout_rows\x18\x06 \x01(\x04\x12\x1b\n\x13heldout_kendall_tau\x18\x07 \x01(\x01\x12\x1c\n\x14heldout_spearman_rho\x18\x08 \x01(\x01\x12\x14\n\x0cheldout_rmse\x18\t \x01(\x01\x12!\n\x14\x62\x61seline_kendall_tau\x18\n \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x64\x65\x63ision\x18\x0b \x01(\t\x12\x12\n\ncreated_at\x18\x0c \x01(\t\x12\x1c\n\x14\x61\x63tivated_at_unix_ms\x18\r \x01(\x03\x12\x1c\n\x14training_data_sha256\x18\x0e \x01(\t\x12\x15\n\rfeature_names\x18\x0f \x03(\tB\x17\n\x15_baseline_kendall_tau\"q\n\x0fTrainingAttempt\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x1a\n\x12updated_at_unix_ms\x18\x05 \x01(\x03\"r\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.nasperf.v1.ModelVersion\x12\x32\n\rlast_attempts\x18\x02 \x03(\x0b\x32\x1b.nasperf.v1.TrainingAttempt\"B\n\x0eRetrainRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x12\n\nobjectives\x18\x02 \x03(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"\x88\x02\n\rRetrainResult\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x15\n\rtraining_rows\x18\x05 \x01(\x04\x12\x14\n\x0cheldout_rows\x18\x06 \x01(\x04\x12\x18\n\x0bkendall_tau\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12!\n\x14\x62\x61seline_kendall_tau\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x0f\n\x07message\x18\t \x01(\t\x12\x0f\n\x07seconds\x18\n \x01(\x01\x42\x0e\n\x0c_kendall_tauB\x17\n\x15_baseline_kendall_tau\"=\n\x0fRetrainResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.nasperf.v1.RetrainResult\"I\n\x14\x41\x63tivateModelRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"1\n\x15\x41\x63tivateModelResponse\x12\x18\n\x10replaced_version\x18\x01 \x01(\t\"5\n\x11UnpinModelRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\"%\n\x12UnpinModelResponse\x12\x0f\n\x07version\x18\x01 \x01(\t2\xbc\x02\n\x06Models\x12K\n\nListModels\x12\x1d.nasperf.v1.ListModelsRequest\x1a\x1e.nasperf.v1.ListModelsResponse\x12\x42\n\x07Retrain\x12\x1a.nasperf.v1.RetrainRequest\x1a\x1b.nasperf.v1.RetrainResponse\x12T\n\rActivateModel\x12 .nasperf.v1.ActivateModelRequest\x1a!.nasperf.v1.ActivateModelResponse\x12K\n\nUnpinModel\x12\x1d.nasperf.v1.UnpinModelRequest\x1a\x1e.nasperf.v1.UnpinModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17nasperf/v1/models.proto\x12\nnasperf.v1\"5\n\x11ListModelsRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\"\x82\x04\n\x0cModelVersion\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x15\n\rtraining_rows\x18\x05 \x01(\x04\x12\x14\n\x0cheldout_rows\x18\x06 \x01(\x04\x12\x1b\n\x13heldout_kendall_tau\x18\x07 \x01(\x01\x12\x1c\n\x14heldout_spearman_rho\x18\x08 \x01(\x01\x12\x14\n\x0cheldout_rmse\x18\t \x01(\x01\x12!\n\x14\x62\x61seline_kendall_tau\x18\n \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x64\x65\x63ision\x18\x0b \x01(\t\x12\x12\n\ncreated_at\x18\x0c \x01(\t\x12\x1c\n\x14\x61\x63tivated_at_unix_ms\x18\r \x01(\x03\x12\x1c\n\x14training_data_sha256\x18\x0e \x01(\t\x12\x15\n\rfeature_names\x18\x0f \x03(\t\x12\x1b\n\x13interval_half_width\x18\x10 \x01(\x01\x12\x19\n\x11interval_coverage\x18\x11 \x01(\x01\x12&\n\x19heldout_interval_coverage\x18\x12 \x01(\x01H\x01\x88\x01\x01\x42\x17\n\x15_baseline_kendall_tauB\x1c\n\x1a_heldout_interval_coverage\"q\n\x0fTrainingAttempt\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x1a\n\x12updated_at_unix_ms\x18\x05 \x01(\x03\"r\n\x12ListModelsResponse\x12(\n\x06models\x18\x01 \x03(\x0b\x32\x18.nasperf.v1.ModelVersion\x12\x32\n\rlast_attempts\x18\x02 \x03(\x0b\x32\x1b.nasperf.v1.TrainingAttempt\"B\n\x0eRetrainRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x12\n\nobjectives\x18\x02 \x03(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"\x88\x02\n\rRetrainResult\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x15\n\rtraining_rows\x18\x05 \x01(\x04\x12\x14\n\x0cheldout_rows\x18\x06 \x01(\x04\x12\x18\n\x0bkendall_tau\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12!\n\x14\x62\x61seline_kendall_tau\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x0f\n\x07message\x18\t \x01(\t\x12\x0f\n\x07seconds\x18\n \x01(\x01\x42\x0e\n\x0c_kendall_tauB\x17\n\x15_baseline_kendall_tau\"=\n\x0fRetrainResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.nasperf.v1.RetrainResult\"I\n\x14\x41\x63tivateModelRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\"1\n\x15\x41\x63tivateModelResponse\x12\x18\n\x10replaced_version\x18\x01 \x01(\t\"5\n\x11UnpinModelRequest\x12\r\n\x05study\x18\x01 \x01(\t\x12\x11\n\tobjective\x18\x02 \x01(\t\"%\n\x12UnpinModelResponse\x12\x0f\n\x07version\x18\x01 \x01(\t2\xbc\x02\n\x06Models\x12K\n\nListModels\x12\x1d.nasperf.v1.ListModelsRequest\x1a\x1e.nasperf.v1.ListModelsResponse\x12\x42\n\x07Retrain\x12\x1a.nasperf.v1.RetrainRequest\x1a\x1b.nasperf.v1.RetrainResponse\x12T\n\rActivateModel\x12 .nasperf.v1.ActivateModelRequest\x1a!.nasperf.v1.ActivateModelResponse\x12K\n\nUnpinModel\x12\x1d.nasperf.v1.UnpinModelRequest\x1a\x1e.nasperf.v1.UnpinModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,25 +34,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSREQUEST']._serialized_start=39
   _globals['_LISTMODELSREQUEST']._serialized_end=92
   _globals['_MODELVERSION']._serialized_start=95
-  _globals['_MODELVERSION']._serialized_end=483
-  _globals['_TRAININGATTEMPT']._serialized_start=485
-  _globals['_TRAININGATTEMPT']._serialized_end=598
-  _globals['_LISTMODELSRESPONSE']._serialized_start=600
-  _globals['_LISTMODELSRESPONSE']._serialized_end=714
-  _globals['_RETRAINREQUEST']._serialized_start=716
-  _globals['_RETRAINREQUEST']._serialized_end=782
-  _globals['_RETRAINRESULT']._serialized_start=785
-  _globals['_RETRAINRESULT']._serialized_end=1049
-  _globals['_RETRAINRESPONSE']._serialized_start=1051
-  _globals['_RETRAINRESPONSE']._serialized_end=1112
-  _globals['_ACTIVATEMODELREQUEST']._serialized_start=1114
-  _globals['_ACTIVATEMODELREQUEST']._serialized_end=1187
-  _globals['_ACTIVATEMODELRESPONSE']._serialized_start=1189
-  _globals['_ACTIVATEMODELRESPONSE']._serialized_end=1238
-  _globals['_UNPINMODELREQUEST']._serialized_start=1240
-  _globals['_UNPINMODELREQUEST']._serialized_end=1293
-  _globals['_UNPINMODELRESPONSE']._serialized_start=1295
-  _globals['_UNPINMODELRESPONSE']._serialized_end=1332
-  _globals['_MODELS']._serialized_start=1335
-  _globals['_MODELS']._serialized_end=1651
+  _globals['_MODELVERSION']._serialized_end=609
+  _globals['_TRAININGATTEMPT']._serialized_start=611
+  _globals['_TRAININGATTEMPT']._serialized_end=724
+  _globals['_LISTMODELSRESPONSE']._serialized_start=726
+  _globals['_LISTMODELSRESPONSE']._serialized_end=840
+  _globals['_RETRAINREQUEST']._serialized_start=842
+  _globals['_RETRAINREQUEST']._serialized_end=908
+  _globals['_RETRAINRESULT']._serialized_start=911
+  _globals['_RETRAINRESULT']._serialized_end=1175
+  _globals['_RETRAINRESPONSE']._serialized_start=1177
+  _globals['_RETRAINRESPONSE']._serialized_end=1238
+  _globals['_ACTIVATEMODELREQUEST']._serialized_start=1240
+  _globals['_ACTIVATEMODELREQUEST']._serialized_end=1313
+  _globals['_ACTIVATEMODELRESPONSE']._serialized_start=1315
+  _globals['_ACTIVATEMODELRESPONSE']._serialized_end=1364
+  _globals['_UNPINMODELREQUEST']._serialized_start=1366
+  _globals['_UNPINMODELREQUEST']._serialized_end=1419
+  _globals['_UNPINMODELRESPONSE']._serialized_start=1421
+  _globals['_UNPINMODELRESPONSE']._serialized_end=1458
+  _globals['_MODELS']._serialized_start=1461
+  _globals['_MODELS']._serialized_end=1777
 # @@protoc_insertion_point(module_scope)

@@ -15,7 +15,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self, study: _Optional[str] = ..., objective: _Optional[str] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("study", "objective", "version", "status", "training_rows", "heldout_rows", "heldout_kendall_tau", "heldout_spearman_rho", "heldout_rmse", "baseline_kendall_tau", "decision", "created_at", "activated_at_unix_ms", "training_data_sha256", "feature_names")
+    __slots__ = ("study", "objective", "version", "status", "training_rows", "heldout_rows", "heldout_kendall_tau", "heldout_spearman_rho", "heldout_rmse", "baseline_kendall_tau", "decision", "created_at", "activated_at_unix_ms", "training_data_sha256", "feature_names", "interval_half_width", "interval_coverage", "heldout_interval_coverage")
     STUDY_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,9 @@ class ModelVersion(_message.Message):
     ACTIVATED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     TRAINING_DATA_SHA256_FIELD_NUMBER: _ClassVar[int]
     FEATURE_NAMES_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_HALF_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_INTERVAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     study: str
     objective: str
     version: str
@@ -46,7 +49,10 @@ class ModelVersion(_message.Message):
     activated_at_unix_ms: int
     training_data_sha256: str
     feature_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, study: _Optional[str] = ..., objective: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., training_rows: _Optional[int] = ..., heldout_rows: _Optional[int] = ..., heldout_kendall_tau: _Optional[float] = ..., heldout_spearman_rho: _Optional[float] = ..., heldout_rmse: _Optional[float] = ..., baseline_kendall_tau: _Optional[float] = ..., decision: _Optional[str] = ..., created_at: _Optional[str] = ..., activated_at_unix_ms: _Optional[int] = ..., training_data_sha256: _Optional[str] = ..., feature_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    interval_half_width: float
+    interval_coverage: float
+    heldout_interval_coverage: float
+    def __init__(self, study: _Optional[str] = ..., objective: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[str] = ..., training_rows: _Optional[int] = ..., heldout_rows: _Optional[int] = ..., heldout_kendall_tau: _Optional[float] = ..., heldout_spearman_rho: _Optional[float] = ..., heldout_rmse: _Optional[float] = ..., baseline_kendall_tau: _Optional[float] = ..., decision: _Optional[str] = ..., created_at: _Optional[str] = ..., activated_at_unix_ms: _Optional[int] = ..., training_data_sha256: _Optional[str] = ..., feature_names: _Optional[_Iterable[str]] = ..., interval_half_width: _Optional[float] = ..., interval_coverage: _Optional[float] = ..., heldout_interval_coverage: _Optional[float] = ...) -> None: ...
 
 class TrainingAttempt(_message.Message):
     __slots__ = ("study", "objective", "outcome", "message", "updated_at_unix_ms")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anasperf/v1/predictor.proto\x12\nnasperf.v1\"N\n\x0fRankedObjective\x12\x11\n\tobjective\x18\x01 \x01(\t\x12(\n\tdirection\x18\x02 \x01(\x0e\x32\x15.nasperf.v1.Direction\"\xa8\x01\n\x11ParetoRankRequest\x12)\n\ncandidates\x18\x01 \x03(\x0b\x32\x15.nasperf.v1.Candidate\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12/\n\nobjectives\x18\x03 \x03(\x0b\x32\x1b.nasperf.v1.RankedObjective\x12\r\n\x05study\x18\x04 \x01(\t\x12\x17\n\x0freference_point\x18\x05 \x03(\x01\"\xbc\x01\n\x0fRankedCandidate\x12\x12\n\x06values\x18\x01 \x03(\x01\x42\x02\x10\x01\x12\r\n\x05\x66ront\x18\x02 \x01(\r\x12\x19\n\x11\x63rowding_distance\x18\x03 \x01(\x01\x12%\n\x18hypervolume_contribution\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rcanonical_key\x18\x05 \x01(\t\x12\x10\n\x08measured\x18\x06 \x03(\x08\x42\x1b\n\x19_hypervolume_contribution\"\xc1\x01\n\x12ParetoRankResponse\x12.\n\nobjectives\x18\x01 \x03(\x0b\x32\x1a.nasperf.v1.ObjectiveModel\x12/\n\ncandidates\x18\x02 \x03(\x0b\x32\x1b.nasperf.v1.RankedCandidate\x12\x18\n\x0bhypervolume\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12 \n\x18measurements_unavailable\x18\x04 \x01(\x08\x42\x0e\n\x0c_hypervolume\"\x94\x01\n\tCandidate\x12\x14\n\x0csearch_space\x18\x01 \x01(\t\x12\x0c\n\x04\x61rch\x18\x02 \x01(\t\x12\x33\n\x07proxies\x18\x03 \x03(\x0b\x32\".nasperf.v1.Candidate.ProxiesEntry\x1a.\n\x0cProxiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x83\x01\n\x0ePredictRequest\x12)\n\ncandidates\x18\x01 \x03(\x0b\x32\x15.nasperf.v1.Candidate\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x12\n\nobjectives\x18\x03 \x03(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\r\n\x05study\x18\x05 \x01(\t\"\xad\x01\n\x0fPredictResponse\x12.\n\nobjectives\x18\x01 \x03(\x0b\x32\x1a.nasperf.v1.ObjectiveModel\x12\x34\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x1f.nasperf.v1.CandidatePrediction\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12 \n\x18measurements_unavailable\x18\x04 \x01(\x08\"O\n\x0eObjectiveModel\x12\x11\n\tobjective\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x13\n\x0bmodel_study\x18\x03 \x01(\t\"V\n\x13\x43\x61ndidatePrediction\x12\x12\n\x06values\x18\x01 \x03(\x01\x42\x02\x10\x01\x12\x15\n\rcanonical_key\x18\x02 \x01(\t\x12\x14\n\x08measured\x18\x03 \x03(\x08\x42\x02\x10\x01\"&\n\x15ListObjectivesRequest\x12\r\n\x05study\x18\x01 \x01(\t\"G\n\x16ListObjectivesResponse\x12-\n\nobjectives\x18\x01 \x03(\x0b\x32\x19.nasperf.v1.ObjectiveInfo\"\xde\x02\n\rObjectiveInfo\x12\x11\n\tobjective\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x14\n\x0csearch_space\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x15\n\rtraining_rows\x18\x06 \x01(\x04\x12\x15\n\rfeature_names\x18\x07 \x03(\t\x12\x1b\n\x13heldout_kendall_tau\x18\x08 \x01(\x01\x12\x1c\n\x14heldout_spearman_rho\x18\t \x01(\x01\x12\x14\n\x0cheldout_rmse\x18\n \x01(\x01\x12\x14\n\x0cheldout_rows\x18\x0b \x01(\x04\x12\x12\n\ncreated_at\x18\x0c \x01(\t\x12\x1c\n\x14training_data_sha256\x18\r \x01(\t\x12\x12\n\nload_error\x18\x0e \x01(\t\x12\x13\n\x0bmodel_study\x18\x0f \x01(\t*B\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x0c\n\x08MAXIMIZE\x10\x01\x12\x0c\n\x08MINIMIZE\x10\x02\x32\xc3\x02\n\tPredictor\x12\x42\n\x07Predict\x12\x1a.nasperf.v1.PredictRequest\x1a\x1b.nasperf.v1.PredictResponse\x12L\n\rPredictStream\x12\x1a.nasperf.v1.PredictRequest\x1a\x1b.nasperf.v1.PredictResponse(\x01\x30\x01\x12W\n\x0eListObjectives\x12!.nasperf.v1.ListObjectivesRequest\x1a\".nasperf.v1.ListObjectivesResponse\x12K\n\nParetoRank\x12\x1d.nasperf.v1.ParetoRankRequest\x1a\x1e.nasperf.v1.ParetoRankResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1anasperf/v1/predictor.proto\x12\nnasperf.v1\"N\n\x0fRankedObjective\x12\x11\n\tobjective\x18\x01 \x01(\t\x12(\n\tdirection\x18\x02 \x01(\x0e\x32\x15.nasperf.v1.Direction\"\xa8\x01\n\x11ParetoRankRequest\x12)\n\ncandidates\x18\x01 \x03(\x0b\x32\x15.nasperf.v1.Candidate\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12/\n\nobjectives\x18\x03 \x03(\x0b\x32\x1b.nasperf.v1.RankedObjective\x12\r\n\x05study\x18\x04 \x01(\t\x12\x17\n\x0freference_point\x18\x05 \x03(\x01\"\xbc\x01\n\x0fRankedCandidate\x12\x12\n\x06values\x18\x01 \x03(\x01\x42\x02\x10\x01\x12\r\n\x05\x66ront\x18\x02 \x01(\r\x12\x19\n\x11\x63rowding_distance\x18\x03 \x01(\x01\x12%\n\x18hypervolume_contribution\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rcanonical_key\x18\x05 \x01(\t\x12\x10\n\x08measured\x18\x06 \x03(\x08\x42\x1b\n\x19_hypervolume_contribution\"\xc1\x01\n\x12ParetoRankResponse\x12.\n\nobjectives\x18\x01 \x03(\x0b\x32\x1a.nasperf.v1.ObjectiveModel\x12/\n\ncandidates\x18\x02 \x03(\x0b\x32\x1b.nasperf.v1.RankedCandidate\x12\x18\n\x0bhypervolume\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12 \n\x18measurements_unavailable\x18\x04 \x01(\x08\x42\x0e\n\x0c_hypervolume\"\x94\x01\n\tCandidate\x12\x14\n\x0csearch_space\x18\x01 \x01(\t\x12\x0c\n\x04\x61rch\x18\x02 \x01(\t\x12\x33\n\x07proxies\x18\x03 \x03(\x0b\x32\".nasperf.v1.Candidate.ProxiesEntry\x1a.\n\x0cProxiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x96\x01\n\x0ePredictRequest\x12)\n\ncandidates\x18\x01 \x03(\x0b\x32\x15.nasperf.v1.Candidate\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x12\n\nobjectives\x18\x03 \x03(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\r\n\x05study\x18\x05 \x01(\t\x12\x11\n\tintervals\x18\x06 \x01(\x08\"\xad\x01\n\x0fPredictResponse\x12.\n\nobjectives\x18\x01 \x03(\x0b\x32\x1a.nasperf.v1.ObjectiveModel\x12\x34\n\x0bpredictions\x18\x02 \x03(\x0b\x32\x1f.nasperf.v1.CandidatePrediction\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12 \n\x18measurements_unavailable\x18\x04 \x01(\x08\"j\n\x0eObjectiveModel\x12\x11\n\tobjective\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x13\n\x0bmodel_study\x18\x03 \x01(\t\x12\x19\n\x11interval_coverage\x18\x04 \x01(\x01\"x\n\x13\x43\x61ndidatePrediction\x12\x12\n\x06values\x18\x01 \x03(\x01\x42\x02\x10\x01\x12\x15\n\rcanonical_key\x18\x02 \x01(\t\x12\x14\n\x08measured\x18\x03 \x03(\x08\x42\x02\x10\x01\x12 \n\x14interval_half_widths\x18\x04 \x03(\x01\x42\x02\x10\x01\"&\n\x15ListObjectivesRequest\x12\r\n\x05study\x18\x01 \x01(\t\"G\n\x16ListObjectivesResponse\x12-\n\nobjectives\x18\x01 \x03(\x0b\x32\x19.nasperf.v1.ObjectiveInfo\"\xb6\x04\n\rObjectiveInfo\x12\x11\n\tobjective\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x14\n\x0csearch_space\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x15\n\rtraining_rows\x18\x06 \x01(\x04\x12\x15\n\rfeature_names\x18\x07 \x03(\t\x12\x1b\n\x13heldout_kendall_tau\x18\x08 \x01(\x01\x12\x1c\n\x14heldout_spearman_rho\x18\t \x01(\x01\x12\x14\n\x0cheldout_rmse\x18\n \x01(\x01\x12\x14\n\x0cheldout_rows\x18\x0b \x01(\x04\x12\x12\n\ncreated_at\x18\x0c \x01(\t\x12\x1c\n\x14training_data_sha256\x18\r \x01(\t\x12\x12\n\nload_error\x18\x0e \x01(\t\x12\x13\n\x0bmodel_study\x18\x0f \x01(\t\x12\x1b\n\x13interval_half_width\x18\x10 \x01(\x01\x12\x19\n\x11interval_coverage\x18\x11 \x01(\x01\x12&\n\x19heldout_interval_coverage\x18\x12 \x01(\x01H\x00\x88\x01\x01\x12\x30\n#interval_half_width_without_proxies\x18\x13 \x01(\x01H\x01\x88\x01\x01\x42\x1c\n\x1a_heldout_interval_coverageB&\n$_interval_half_width_without_proxies*B\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x0c\n\x08MAXIMIZE\x10\x01\x12\x0c\n\x08MINIMIZE\x10\x02\x32\xc3\x02\n\tPredictor\x12\x42\n\x07Predict\x12\x1a.nasperf.v1.PredictRequest\x1a\x1b.nasperf.v1.PredictResponse\x12L\n\rPredictStream\x12\x1a.nasperf.v1.PredictRequest\x1a\x1b.nasperf.v1.PredictResponse(\x01\x30\x01\x12W\n\x0eListObjectives\x12!.nasperf.v1.ListObjectivesRequest\x1a\".nasperf.v1.ListObjectivesResponse\x12K\n\nParetoRank\x12\x1d.nasperf.v1.ParetoRankRequest\x1a\x1e.nasperf.v1.ParetoRankResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATEPREDICTION'].fields_by_name['values']._serialized_options = b'\020\001'
   _globals['_CANDIDATEPREDICTION'].fields_by_name['measured']._loaded_options = None
   _globals['_CANDIDATEPREDICTION'].fields_by_name['measured']._serialized_options = b'\020\001'
-  _globals['_DIRECTION']._serialized_start=1776
-  _globals['_DIRECTION']._serialized_end=1842
+  _globals['_CANDIDATEPREDICTION'].fields_by_name['interval_half_widths']._loaded_options = None
+  _globals['_CANDIDATEPREDICTION'].fields_by_name['interval_half_widths']._serialized_options = b'\020\001'
+  _globals['_DIRECTION']._serialized_start=2072
+  _globals['_DIRECTION']._serialized_end=2138
   _globals['_RANKEDOBJECTIVE']._serialized_start=42
   _globals['_RANKEDOBJECTIVE']._serialized_end=120
   _globals['_PARETORANKREQUEST']._serialized_start=123
@@ -54,19 +56,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATE_PROXIESENTRY']._serialized_start=783
   _globals['_CANDIDATE_PROXIESENTRY']._serialized_end=829
   _globals['_PREDICTREQUEST']._serialized_start=832
-  _globals['_PREDICTREQUEST']._serialized_end=963
-  _globals['_PREDICTRESPONSE']._serialized_start=966
-  _globals['_PREDICTRESPONSE']._serialized_end=1139
-  _globals['_OBJECTIVEMODEL']._serialized_start=1141
-  _globals['_OBJECTIVEMODEL']._serialized_end=1220
-  _globals['_CANDIDATEPREDICTION']._serialized_start=1222
-  _globals['_CANDIDATEPREDICTION']._serialized_end=1308
-  _globals['_LISTOBJECTIVESREQUEST']._serialized_start=1310
-  _globals['_LISTOBJECTIVESREQUEST']._serialized_end=1348
-  _globals['_LISTOBJECTIVESRESPONSE']._serialized_start=1350
-  _globals['_LISTOBJECTIVESRESPONSE']._serialized_end=1421
-  _globals['_OBJECTIVEINFO']._serialized_start=1424
-  _globals['_OBJECTIVEINFO']._serialized_end=1774
-  _globals['_PREDICTOR']._serialized_start=1845
-  _globals['_PREDICTOR']._serialized_end=2168
+  _globals['_PREDICTREQUEST']._serialized_end=982
+  _globals['_PREDICTRESPONSE']._serialized_start=985
+  _globals['_PREDICTRESPONSE']._serialized_end=1158
+  _globals['_OBJECTIVEMODEL']._serialized_start=1160
+  _globals['_OBJECTIVEMODEL']._serialized_end=1266
+  _globals['_CANDIDATEPREDICTION']._serialized_start=1268
+  _globals['_CANDIDATEPREDICTION']._serialized_end=1388
+  _globals['_LISTOBJECTIVESREQUEST']._serialized_start=1390
+  _globals['_LISTOBJECTIVESREQUEST']._serialized_end=1428
+  _globals['_LISTOBJECTIVESRESPONSE']._serialized_start=1430
+  _globals['_LISTOBJECTIVESRESPONSE']._serialized_end=1501
+  _globals['_OBJECTIVEINFO']._serialized_start=1504
+  _globals['_OBJECTIVEINFO']._serialized_end=2070
+  _globals['_PREDICTOR']._serialized_start=2141
+  _globals['_PREDICTOR']._serialized_end=2464
 # @@protoc_insertion_point(module_scope)

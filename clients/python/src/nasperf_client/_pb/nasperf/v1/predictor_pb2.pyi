@@ -84,18 +84,20 @@ class Candidate(_message.Message):
     def __init__(self, search_space: _Optional[str] = ..., arch: _Optional[str] = ..., proxies: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("candidates", "dataset", "objectives", "request_id", "study")
+    __slots__ = ("candidates", "dataset", "objectives", "request_id", "study", "intervals")
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STUDY_FIELD_NUMBER: _ClassVar[int]
+    INTERVALS_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     dataset: str
     objectives: _containers.RepeatedScalarFieldContainer[str]
     request_id: str
     study: str
-    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., dataset: _Optional[str] = ..., objectives: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., study: _Optional[str] = ...) -> None: ...
+    intervals: bool
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., dataset: _Optional[str] = ..., objectives: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ..., study: _Optional[str] = ..., intervals: _Optional[bool] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("objectives", "predictions", "request_id", "measurements_unavailable")
@@ -110,24 +112,28 @@ class PredictResponse(_message.Message):
     def __init__(self, objectives: _Optional[_Iterable[_Union[ObjectiveModel, _Mapping]]] = ..., predictions: _Optional[_Iterable[_Union[CandidatePrediction, _Mapping]]] = ..., request_id: _Optional[str] = ..., measurements_unavailable: _Optional[bool] = ...) -> None: ...
 
 class ObjectiveModel(_message.Message):
-    __slots__ = ("objective", "model_version", "model_study")
+    __slots__ = ("objective", "model_version", "model_study", "interval_coverage")
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_STUDY_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     objective: str
     model_version: str
     model_study: str
-    def __init__(self, objective: _Optional[str] = ..., model_version: _Optional[str] = ..., model_study: _Optional[str] = ...) -> None: ...
+    interval_coverage: float
+    def __init__(self, objective: _Optional[str] = ..., model_version: _Optional[str] = ..., model_study: _Optional[str] = ..., interval_coverage: _Optional[float] = ...) -> None: ...
 
 class CandidatePrediction(_message.Message):
-    __slots__ = ("values", "canonical_key", "measured")
+    __slots__ = ("values", "canonical_key", "measured", "interval_half_widths")
     VALUES_FIELD_NUMBER: _ClassVar[int]
     CANONICAL_KEY_FIELD_NUMBER: _ClassVar[int]
     MEASURED_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_HALF_WIDTHS_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
     canonical_key: str
     measured: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, values: _Optional[_Iterable[float]] = ..., canonical_key: _Optional[str] = ..., measured: _Optional[_Iterable[bool]] = ...) -> None: ...
+    interval_half_widths: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., canonical_key: _Optional[str] = ..., measured: _Optional[_Iterable[bool]] = ..., interval_half_widths: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ListObjectivesRequest(_message.Message):
     __slots__ = ("study",)
@@ -142,7 +148,7 @@ class ListObjectivesResponse(_message.Message):
     def __init__(self, objectives: _Optional[_Iterable[_Union[ObjectiveInfo, _Mapping]]] = ...) -> None: ...
 
 class ObjectiveInfo(_message.Message):
-    __slots__ = ("objective", "dataset", "search_space", "unit", "model_version", "training_rows", "feature_names", "heldout_kendall_tau", "heldout_spearman_rho", "heldout_rmse", "heldout_rows", "created_at", "training_data_sha256", "load_error", "model_study")
+    __slots__ = ("objective", "dataset", "search_space", "unit", "model_version", "training_rows", "feature_names", "heldout_kendall_tau", "heldout_spearman_rho", "heldout_rmse", "heldout_rows", "created_at", "training_data_sha256", "load_error", "model_study", "interval_half_width", "interval_coverage", "heldout_interval_coverage", "interval_half_width_without_proxies")
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SEARCH_SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +164,10 @@ class ObjectiveInfo(_message.Message):
     TRAINING_DATA_SHA256_FIELD_NUMBER: _ClassVar[int]
     LOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
     MODEL_STUDY_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_HALF_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    HELDOUT_INTERVAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_HALF_WIDTH_WITHOUT_PROXIES_FIELD_NUMBER: _ClassVar[int]
     objective: str
     dataset: str
     search_space: str
@@ -173,4 +183,8 @@ class ObjectiveInfo(_message.Message):
     training_data_sha256: str
     load_error: str
     model_study: str
-    def __init__(self, objective: _Optional[str] = ..., dataset: _Optional[str] = ..., search_space: _Optional[str] = ..., unit: _Optional[str] = ..., model_version: _Optional[str] = ..., training_rows: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., heldout_kendall_tau: _Optional[float] = ..., heldout_spearman_rho: _Optional[float] = ..., heldout_rmse: _Optional[float] = ..., heldout_rows: _Optional[int] = ..., created_at: _Optional[str] = ..., training_data_sha256: _Optional[str] = ..., load_error: _Optional[str] = ..., model_study: _Optional[str] = ...) -> None: ...
+    interval_half_width: float
+    interval_coverage: float
+    heldout_interval_coverage: float
+    interval_half_width_without_proxies: float
+    def __init__(self, objective: _Optional[str] = ..., dataset: _Optional[str] = ..., search_space: _Optional[str] = ..., unit: _Optional[str] = ..., model_version: _Optional[str] = ..., training_rows: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., heldout_kendall_tau: _Optional[float] = ..., heldout_spearman_rho: _Optional[float] = ..., heldout_rmse: _Optional[float] = ..., heldout_rows: _Optional[int] = ..., created_at: _Optional[str] = ..., training_data_sha256: _Optional[str] = ..., load_error: _Optional[str] = ..., model_study: _Optional[str] = ..., interval_half_width: _Optional[float] = ..., interval_coverage: _Optional[float] = ..., heldout_interval_coverage: _Optional[float] = ..., interval_half_width_without_proxies: _Optional[float] = ...) -> None: ...

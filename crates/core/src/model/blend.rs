@@ -1,0 +1,437 @@
+//! One LightGBM model text out of several: the weighted mean of their
+//! predictions, as a plain sum of trees.
+//!
+//! Why: the training recipe may choose the mean of a random forest and a
+//! booster (`docs/quality.md`), and a served model is one model text with
+//! one hash. A tree's output is its leaf value, so scaling every leaf of a
+//! member by `weight` (divided by its tree count when it averages, as
+//! LightGBM's random-forest mode does) and concatenating the trees gives a
+//! model whose sum is the weighted mean. The result is ordinary model text:
+//! our evaluator and LightGBM itself both load it.
+
+use super::forest::{Forest, ForestError};
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ForestError> {
+    Err(ForestError(msg.into()))
+}
+
+/// One member's text cut into its parts.
+struct Parts<'a> {
+    /// Header lines before the first tree, without `tree_sizes` and
+    /// `average_output` (the blend has neither meaning).
+    header: Vec<&'a str>,
+    /// Each tree's lines, without the `Tree=` line.
+    trees: Vec<Vec<&'a str>>,
+    average_output: bool,
+}
+
+fn split(text: &str) -> Result<Parts<'_>, ForestError> {
+    let mut parts = Parts {
+        header: Vec::new(),
+        trees: Vec::new(),
+        average_output: false,
+    };
+    let mut saw_end = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("end of trees") {
+            saw_end = true;
+            break;
+        }
+        if trimmed.starts_with("Tree=") {
+            parts.trees.push(Vec::new());
+        } else if let Some(tree) = parts.trees.last_mut() {
+            if !trimmed.is_empty() {
+                tree.push(trimmed);
+            }
+        } else if trimmed == "average_output" {
+            parts.average_output = true;
+        } else if !trimmed.is_empty() && !trimmed.starts_with("tree_sizes=") {
+            parts.header.push(trimmed);
+        }
+    }
+    if !saw_end {
+        return err("no 'end of trees' line: the file is truncated");
+    }
+    Ok(parts)
+}
+
+/// `key=v1 v2 ...` with every value multiplied by `scale`.
+fn scaled(line: &str, key: &str, scale: f64) -> Result<String, ForestError> {
+    let values = line.strip_prefix(key).unwrap_or_default();
+    let mut out = String::with_capacity(line.len() + 16);
+    out.push_str(key);
+    for (i, v) in values.split_whitespace().enumerate() {
+        let v: f64 = v
+            .parse()
+            .map_err(|_| ForestError(format!("{key}{v:?} is not a number")))?;
+        if i > 0 {
+            out.push(' ');
+        }
+        // `{:?}` is the shortest text that reads back to the same f64, with
+        // an exponent for tiny values; LightGBM reads both forms.
+        out.push_str(&format!("{:?}", v * scale));
+    }
+    Ok(out)
+}
+
+/// The weighted mean of `members` (`(weight, model text)`), as one model
+/// text. Weights must be finite and positive; they are used as given (pass
+/// weights that sum to 1 for a mean). Every member must be a valid model
+/// over the same features with the same objective.
+pub fn blend(members: &[(f64, &str)]) -> Result<String, ForestError> {
+    let Some((_, first)) = members.first() else {
+        return err("a blend needs at least one model");
+    };
+    let reference = Forest::parse(first)?;
+    let first_parts = split(first)?;
+    let header_key = |parts: &Parts<'_>, key: &str| {
+        parts
+            .header
+            .iter()
+            .find(|l| l.starts_with(key))
+            .map(|l| l.to_string())
+    };
+    let mut out = String::new();
+    for line in &first_parts.header {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    let mut index = 0usize;
+    for (m, &(weight, text)) in members.iter().enumerate() {
+        if !(weight.is_finite() && weight > 0.0) {
+            return err(format!("member {m} has weight {weight}"));
+        }
+        let forest =
+            Forest::parse(text).map_err(|e| ForestError(format!("member {m}: {}", e.0)))?;
+        if forest.feature_names() != reference.feature_names() {
+            return err(format!("member {m} has other features than member 0"));
+        }
+        let parts = split(text)?;
+        for key in ["objective=", "num_class=", "num_tree_per_iteration="] {
+            if header_key(&parts, key) != header_key(&first_parts, key) {
+                return err(format!("member {m} differs from member 0 in {key}"));
+            }
+        }
+        let scale = if parts.average_output {
+            weight / parts.trees.len() as f64
+        } else {
+            weight
+        };
+        for tree in &parts.trees {
+            out.push_str(&format!("Tree={index}\n"));
+            for line in tree {
+                if line.starts_with("leaf_value=") {
+                    out.push_str(&scaled(line, "leaf_value=", scale)?);
+                } else if line.starts_with("internal_value=") {
+                    out.push_str(&scaled(line, "internal_value=", scale)?);
+                } else {
+                    out.push_str(line);
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+            index += 1;
+        }
+    }
+    out.push_str("end of trees\n");
+    // Checked like any model text before it leaves.
+    Forest::parse(&out)?;
+    Ok(out)
+}
+
+/// Which side of a guard's threshold a guarded tree answers on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Feature value at most the threshold.
+    AtMost,
+    /// Feature value above the threshold.
+    Above,
+}
+
+/// `text` with every tree behind a split on `feature` at `threshold`: on
+/// `side` the tree answers as before, on the other it outputs 0. Blending
+/// (weights 1) a model guarded `Above` with one guarded `AtMost` on the same
+/// split gives one model that answers each row from one of them, e.g. from
+/// trees trained with proxies when every proxy was sent and from trees
+/// trained without them otherwise. A missing (NaN) feature value counts as
+/// 0, as LightGBM's `missing_type=None` splits do.
+pub fn guard(
+    text: &str,
+    feature: usize,
+    threshold: f64,
+    side: Side,
+) -> Result<String, ForestError> {
+    let forest = Forest::parse(text)?;
+    if feature >= forest.feature_names().len() {
+        return err(format!(
+            "guard feature {feature} of {}",
+            forest.feature_names().len()
+        ));
+    }
+    if !threshold.is_finite() {
+        return err("the guard's threshold must be finite");
+    }
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut in_tree = false;
+    let mut tree: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("Tree=") || trimmed.starts_with("end of trees") {
+            if in_tree {
+                out.push_str(&guard_tree(&tree, feature, threshold, side)?);
+                tree.clear();
+            }
+            in_tree = trimmed.starts_with("Tree=");
+            out.push_str(line);
+            out.push('\n');
+        } else if in_tree {
+            if !trimmed.is_empty() {
+                tree.push(trimmed);
+            }
+        } else if !trimmed.starts_with("tree_sizes=") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Forest::parse(&out)?;
+    Ok(out)
+}
+
+/// One tree's lines (after `Tree=`) behind a new root split.
+fn guard_tree(
+    lines: &[&str],
+    feature: usize,
+    threshold: f64,
+    side: Side,
+) -> Result<String, ForestError> {
+    let field = |key: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+            .unwrap_or_default()
+    };
+    let num_leaves: usize = field("num_leaves")
+        .trim()
+        .parse()
+        .map_err(|_| ForestError("num_leaves is not a number".to_owned()))?;
+    let ints = |key: &str| -> Result<Vec<i64>, ForestError> {
+        field(key)
+            .split_whitespace()
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ForestError(format!("{key}: {v:?} is not an integer")))
+            })
+            .collect()
+    };
+    // Children: internal nodes shift by one (the new root is node 0), old
+    // leaves keep their index, the new zero leaf is leaf `num_leaves`.
+    let shift = |children: Vec<i64>| -> Vec<String> {
+        children
+            .into_iter()
+            .map(|c| if c >= 0 { c + 1 } else { c }.to_string())
+            .collect()
+    };
+    let old_root = if num_leaves == 1 {
+        "-1".to_owned()
+    } else {
+        "1".to_owned()
+    };
+    let zero_leaf = (-(num_leaves as i64) - 1).to_string();
+    let (left, right) = match side {
+        Side::AtMost => (old_root, zero_leaf),
+        Side::Above => (zero_leaf, old_root),
+    };
+    let prepend = |first: String, rest: &str| {
+        if rest.trim().is_empty() {
+            first
+        } else {
+            format!("{first} {}", rest.trim())
+        }
+    };
+    // Per-leaf arrays LightGBM may leave out of a one-leaf tree.
+    let per_leaf = |key: &str| {
+        let values = field(key).trim();
+        if values.split_whitespace().count() == num_leaves {
+            format!("{values} 0")
+        } else {
+            vec!["0"; num_leaves + 1].join(" ")
+        }
+    };
+    let total_count: f64 = field("leaf_count")
+        .split_whitespace()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    let total_weight: f64 = field("leaf_weight")
+        .split_whitespace()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    let mut out = String::new();
+    let mut push = |key: &str, value: String| {
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&value);
+        out.push('\n');
+    };
+    push("num_leaves", (num_leaves + 1).to_string());
+    push("num_cat", "0".to_owned());
+    push(
+        "split_feature",
+        prepend(feature.to_string(), field("split_feature")),
+    );
+    push("split_gain", prepend("0".to_owned(), field("split_gain")));
+    push(
+        "threshold",
+        prepend(format!("{threshold:?}"), field("threshold")),
+    );
+    // decision_type 0: numerical, no default branch, missing as zero value.
+    push(
+        "decision_type",
+        prepend("0".to_owned(), field("decision_type")),
+    );
+    push(
+        "left_child",
+        prepend(left, &shift(ints("left_child")?).join(" ")),
+    );
+    push(
+        "right_child",
+        prepend(right, &shift(ints("right_child")?).join(" ")),
+    );
+    push("leaf_value", per_leaf("leaf_value"));
+    push("leaf_weight", per_leaf("leaf_weight"));
+    push("leaf_count", per_leaf("leaf_count"));
+    push(
+        "internal_value",
+        prepend("0".to_owned(), field("internal_value")),
+    );
+    push(
+        "internal_weight",
+        prepend(format!("{total_weight:?}"), field("internal_weight")),
+    );
+    push(
+        "internal_count",
+        prepend(format!("{}", total_count as u64), field("internal_count")),
+    );
+    push("is_linear", "0".to_owned());
+    push("shrinkage", field("shrinkage").trim().to_owned());
+    out.push_str("\n\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(average: bool, leaves: [&str; 2]) -> String {
+        format!(
+            "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n\
+             max_feature_idx=1\nobjective=regression\n{}feature_names=a b\n\
+             feature_infos=[0:1] [0:1]\ntree_sizes=1 1\n\n\
+             Tree=0\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\nsplit_gain=1\nthreshold=0.5\n\
+             decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value={}\n\
+             leaf_weight=1 1\nleaf_count=1 1\ninternal_value=0\ninternal_weight=2\n\
+             internal_count=2\nis_linear=0\nshrinkage=1\n\n\n\
+             Tree=1\nnum_leaves=2\nnum_cat=0\nsplit_feature=1\nsplit_gain=1\nthreshold=0.5\n\
+             decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value={}\n\
+             leaf_weight=1 1\nleaf_count=1 1\ninternal_value=0\ninternal_weight=2\n\
+             internal_count=2\nis_linear=0\nshrinkage=1\n\n\n\
+             end of trees\n\nfeature_importances:\na=1\n",
+            if average { "average_output\n" } else { "" },
+            leaves[0],
+            leaves[1]
+        )
+    }
+
+    #[test]
+    fn a_blend_predicts_the_weighted_mean_of_its_members() {
+        let forest = model(true, ["1 3", "10 30"]);
+        let boosted = model(false, ["0.5 -0.5", "2 4"]);
+        let blended = blend(&[(0.25, &forest), (0.75, &boosted)]).expect("blend");
+        let (f, b, m) = (
+            Forest::parse(&forest).expect("forest"),
+            Forest::parse(&boosted).expect("booster"),
+            Forest::parse(&blended).expect("blend parses"),
+        );
+        assert_eq!(m.num_trees(), 4);
+        for row in [
+            [0.0, 0.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+            [1.0, 1.0],
+            [f64::NAN, 0.2],
+        ] {
+            let want = 0.25 * f.predict(&row) + 0.75 * b.predict(&row);
+            let got = m.predict(&row);
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{row:?}: {got} vs {want}"
+            );
+        }
+        assert!(!blended.contains("average_output") && !blended.contains("tree_sizes"));
+    }
+
+    #[test]
+    fn two_guarded_models_answer_each_row_from_one_of_them() {
+        let with = model(false, ["1 3", "10 30"]);
+        let without = model(true, ["-1 -3", "-10 -30"]);
+        // Feature 1 decides: at most 0.25 -> `without`, above -> `with`.
+        let switched = blend(&[
+            (1.0, &guard(&with, 1, 0.25, Side::Above).expect("guard")),
+            (1.0, &guard(&without, 1, 0.25, Side::AtMost).expect("guard")),
+        ])
+        .expect("blend");
+        let (w, wo, s) = (
+            Forest::parse(&with).expect("with"),
+            Forest::parse(&without).expect("without"),
+            Forest::parse(&switched).expect("switched"),
+        );
+        for row in [
+            [0.0, 0.0],
+            [1.0, 0.1],
+            [0.0, 0.9],
+            [1.0, 1.0],
+            [f64::NAN, 0.7],
+        ] {
+            let want = if row[1] > 0.25 {
+                w.predict(&row)
+            } else {
+                wo.predict(&row)
+            };
+            assert_eq!(s.predict(&row), want, "{row:?}");
+        }
+        // A one-leaf tree gets a root of its own too.
+        let stump = model(false, ["1 3", "10 30"]).replacen(
+            "num_leaves=2\nnum_cat=0\nsplit_feature=0\nsplit_gain=1\nthreshold=0.5\n\
+             decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value=1 3\n\
+             leaf_weight=1 1\nleaf_count=1 1\ninternal_value=0\ninternal_weight=2\n\
+             internal_count=2\n",
+            "num_leaves=1\nnum_cat=0\nsplit_feature=\nsplit_gain=\nthreshold=\n\
+             decision_type=\nleft_child=\nright_child=\nleaf_value=7\n\
+             leaf_weight=2\nleaf_count=2\ninternal_value=\ninternal_weight=\n\
+             internal_count=\n",
+            1,
+        );
+        let guarded =
+            Forest::parse(&guard(&stump, 0, 0.5, Side::AtMost).expect("guard")).expect("parses");
+        let plain = Forest::parse(&stump).expect("parses");
+        assert_eq!(guarded.predict(&[0.2, 0.0]), plain.predict(&[0.2, 0.0]));
+        assert_eq!(plain.predict(&[0.2, 0.0]), 7.0 + 10.0);
+        assert_eq!(guarded.predict(&[0.9, 0.0]), 0.0, "every tree is off above");
+        assert!(guard(&with, 2, 0.5, Side::Above).is_err());
+        assert!(guard(&with, 0, f64::NAN, Side::Above).is_err());
+    }
+
+    #[test]
+    fn refuses_members_that_do_not_fit_together() {
+        let a = model(false, ["1 2", "3 4"]);
+        let other_features = a.replace("feature_names=a b", "feature_names=a c");
+        assert!(blend(&[(0.5, &a), (0.5, &other_features)]).is_err());
+        let other_objective = a.replace("objective=regression", "objective=huber");
+        assert!(blend(&[(0.5, &a), (0.5, &other_objective)]).is_err());
+        assert!(blend(&[(0.0, &a)]).is_err());
+        assert!(blend(&[(f64::NAN, &a)]).is_err());
+        assert!(blend(&[]).is_err());
+        assert!(blend(&[(1.0, &a[..a.len() / 2])]).is_err());
+    }
+}
