@@ -612,7 +612,7 @@ fn fit_and_judge(
     use_proxies: bool,
 ) -> Result<Trained, String> {
     let fitted = train::fit(&set, train_idx, &config.train).map_err(|e| e.to_string())?;
-    let heldout = train::evaluate(&fitted.forest, fitted.interval_half_width, &set, test_idx);
+    let heldout = train::evaluate(&fitted, &set, test_idx);
     let spaces = SearchSpaces::builtin();
     // The serving version on the same rows, through the serving path, so
     // that a version with other features is judged as it serves.

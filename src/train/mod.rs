@@ -270,23 +270,37 @@ pub fn fit(set: &TrainingSet, train: &[usize], config: &TrainConfig) -> Result<F
         .fit(&rows, &set.feature_names, &targets, config.seed)
 }
 
-/// Held-out metrics of `forest` on the rows `test` of `set`, with how often
-/// the true value fell within `half_width` of the prediction.
-pub fn evaluate(
-    forest: &crate::model::Forest,
-    half_width: f64,
-    set: &TrainingSet,
-    test: &[usize],
-) -> HeldoutMetrics {
-    let pred: Vec<f64> = test.iter().map(|&i| forest.predict(set.row(i))).collect();
-    let truth: Vec<f64> = test.iter().map(|&i| set.targets[i]).collect();
+/// Held-out metrics of a fitted model on the rows `test` of `set`, with how
+/// often the true value fell inside each row's interval (the one of the
+/// trees that answered it: with or without proxies).
+pub fn evaluate(fitted: &Fitted, set: &TrainingSet, test: &[usize]) -> HeldoutMetrics {
+    let sent = set
+        .feature_names
+        .iter()
+        .position(|n| n == PROXIES_SENT_FEATURE);
+    let every_proxy = crate::features::PROXY_NAMES.len() as f64;
+    let (mut pred, mut truth, mut inside) = (Vec::new(), Vec::new(), 0usize);
+    for &i in test {
+        let row = set.row(i);
+        let p = fitted.forest.predict(row);
+        let half_width = match (sent, fitted.interval_half_width_without_proxies) {
+            (Some(c), Some(without)) if row[c] != every_proxy => without,
+            _ => fitted.interval_half_width,
+        };
+        if (p - set.targets[i]).abs() <= half_width {
+            inside += 1;
+        }
+        pred.push(p);
+        truth.push(set.targets[i]);
+    }
+    let coverage = inside as f64 / test.len() as f64;
     HeldoutMetrics {
         rows: test.len() as u64,
         kendall_tau: metrics::kendall_tau_b(&pred, &truth),
         spearman_rho: metrics::spearman_rho(&pred, &truth),
         rmse: metrics::rmse(&pred, &truth),
-        interval_coverage: Some(metrics::coverage(&pred, &truth, half_width))
-            .filter(|c| c.is_finite()),
+        interval_coverage: Some(coverage)
+            .filter(|c| c.is_finite() && fitted.interval_half_width.is_finite()),
     }
 }
 
@@ -327,7 +341,7 @@ pub fn train_objective(
         TrainError::Data { message, .. } => data_err(message),
         other => other,
     })?;
-    let heldout = evaluate(&fitted.forest, fitted.interval_half_width, &set, test);
+    let heldout = evaluate(&fitted, &set, test);
     let source = json!(format!(
         "{}:{}",
         objective.source.file, objective.source.column

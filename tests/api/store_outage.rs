@@ -10,7 +10,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -133,8 +133,10 @@ async fn a_database_outage_loses_and_doubles_nothing() {
     };
     // A worker that records 400 evaluations in batches of 10, retrying each
     // batch with the same keys until it is acknowledged.
+    let batches_acknowledged = Arc::new(AtomicUsize::new(0));
     let worker = {
         let mut store = StoreClient::new(app.channel.clone());
+        let batches_acknowledged = Arc::clone(&batches_acknowledged);
         tokio::spawn(async move {
             let (mut acknowledged, mut errors) = (BTreeSet::new(), Vec::new());
             for chunk in (0..400).collect::<Vec<_>>().chunks(10) {
@@ -155,6 +157,7 @@ async fn a_database_outage_loses_and_doubles_nothing() {
                                 );
                                 acknowledged.insert(result.idempotency_key);
                             }
+                            batches_acknowledged.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
                         Err(s) => {
@@ -169,8 +172,17 @@ async fn a_database_outage_loses_and_doubles_nothing() {
         })
     };
 
-    // Let some batches through, then cut the database off for a while.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let a few batches through, then cut the database off for a while:
+    // counted, not timed, so that a fast worker cannot finish before the
+    // cut (40 batches at 10 ms apart outlast the few it takes to see 3).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while batches_acknowledged.load(Ordering::Relaxed) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no batch was acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     proxy.cut().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while health(app.channel.clone()).await != ServingStatus::NotServing as i32 {
