@@ -111,25 +111,67 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
         let mut config = TrainConfig::with_rounds(200);
         config.recipe.choices = vec![Choice::named(choice).unwrap()];
         let text = fit(&set, &train_idx, &config).unwrap().model_text;
-        same_as_lightgbm(&text, &set, &space, choice);
+        same_as_lightgbm(&text, &set, &space, None, choice);
     }
 }
 
-fn same_as_lightgbm(text: &str, set: &TrainingSet, space: &Nb201, choice: &str) {
+/// A model that reads proxies is two models behind guard splits on
+/// `proxies.sent`: LightGBM loads it and agrees with us on cells sent with
+/// every proxy, with none, and with one missing.
+#[test]
+fn our_evaluator_equals_lightgbm_on_a_model_switched_by_proxies() {
+    let dir = common::benchdata();
+    let space = Nb201::new();
+    let obj = objective("cifar10/val_acc_200ep");
+    let measurements = bench::load_objective(&dir, &obj).unwrap();
+    let proxies = bench::load_proxies(&dir, Dataset::Cifar10)
+        .unwrap()
+        .unwrap();
+    let set = build_training_set(&obj, &measurements, Some(&proxies), &space).unwrap();
+    assert!(
+        set.feature_names
+            .iter()
+            .any(|n| n == nasperf::features::PROXIES_SENT_FEATURE)
+    );
+    let train_idx: Vec<usize> = (0..set.len()).step_by(8).collect();
+    for choice in ["boosted", "forest+boosted_small"] {
+        let mut config = TrainConfig::with_rounds(100);
+        config.recipe.choices = vec![Choice::named(choice).unwrap()];
+        let fitted = fit(&set, &train_idx, &config).unwrap();
+        assert!(fitted.interval_half_width_without_proxies.is_some());
+        same_as_lightgbm(&fitted.model_text, &set, &space, Some(&proxies), choice);
+    }
+}
+
+fn same_as_lightgbm(
+    text: &str,
+    set: &TrainingSet,
+    space: &Nb201,
+    proxies: Option<&std::collections::HashMap<Cell, nasperf::features::ProxyValues>>,
+    choice: &str,
+) {
     let forest = Forest::parse(text).unwrap();
     let booster = lightgbm3::Booster::from_string(text).unwrap();
 
     // Every cell, plus rows with missing values to exercise default branches.
     let width = set.feature_names.len();
-    let mut rows: Vec<f64> = Cell::all()
-        .flat_map(|c| {
-            let f = space.features(&c);
-            let map = nasperf::features::FeatureMap::resolve(space, &set.feature_names).unwrap();
-            let mut row = Vec::with_capacity(width);
-            map.push_row(&f, None, &mut row);
-            row
-        })
-        .collect();
+    let map = nasperf::features::FeatureMap::resolve(space, &set.feature_names).unwrap();
+    // With proxies: every proxy for two cells in three, one missing for the
+    // third; and none for every cell.
+    let mut rows: Vec<f64> = Vec::new();
+    for (k, c) in Cell::all().enumerate() {
+        let f = space.features(&c);
+        let mut sent = proxies.and_then(|p| p.get(&c.canonical()).copied());
+        if k % 3 == 2
+            && let Some(p) = sent.as_mut()
+        {
+            p.0[0] = f64::NAN;
+        }
+        if sent.is_some() {
+            map.push_row(&f, sent.as_ref(), &mut rows);
+        }
+        map.push_row(&f, None, &mut rows);
+    }
     let mut nan_row = rows[..width].to_vec();
     for v in nan_row.iter_mut().step_by(2) {
         *v = f64::NAN;
