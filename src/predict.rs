@@ -362,6 +362,13 @@ fn parse_candidates(
         .collect()
 }
 
+impl Parsed {
+    /// The candidate's proxies, when they apply to the model at hand.
+    fn proxies_if(&self, apply: bool) -> Option<&ProxyValues> {
+        self.proxies.as_ref().filter(|_| apply)
+    }
+}
+
 /// Every model over `parsed`, one model at a time: its trees stay in cache
 /// while every candidate goes through them.
 fn evaluate(
@@ -385,12 +392,9 @@ fn evaluate(
         // A model uses proxies only when they were computed on its dataset.
         let proxies_apply = dataset == Some(model.dataset);
         model.predict_batch(
-            parsed.iter().map(|p| {
-                (
-                    p.arch.features.as_slice(),
-                    p.proxies.as_ref().filter(|_| proxies_apply),
-                )
-            }),
+            parsed
+                .iter()
+                .map(|p| (p.arch.features.as_slice(), p.proxies_if(proxies_apply))),
             &mut rows,
             &mut values,
         );
@@ -399,8 +403,9 @@ fn evaluate(
         }
         if intervals {
             for (prediction, p) in predictions.iter_mut().zip(parsed) {
-                let proxies = p.proxies.as_ref().filter(|_| proxies_apply);
-                let width = model.interval(proxies).map_or(0.0, |i| i.half_width);
+                let width = model
+                    .interval(p.proxies_if(proxies_apply))
+                    .map_or(0.0, |i| i.half_width);
                 prediction.interval_half_widths.push(width);
             }
         }

@@ -3,9 +3,12 @@
 
 mod common;
 
+use std::collections::HashMap;
+
 use nasperf::{
     bench,
     dataset::Dataset,
+    features::ProxyValues,
     model::Forest,
     objectives::catalogue,
     space::nb201::{Nb201, cell::Cell},
@@ -22,6 +25,21 @@ fn objective(id: &str) -> nasperf::objectives::Objective {
         .expect("objective in catalogue")
 }
 
+/// CIFAR-10 validation accuracy and the CIFAR-10 proxies, from the tables.
+fn cifar10_val_acc_tables() -> (
+    nasperf::objectives::Objective,
+    Vec<bench::Measurement>,
+    HashMap<Cell, ProxyValues>,
+) {
+    let dir = common::benchdata();
+    let obj = objective("cifar10/val_acc_200ep");
+    let measurements = bench::load_objective(&dir, &obj).unwrap();
+    let proxies = bench::load_proxies(&dir, Dataset::Cifar10)
+        .unwrap()
+        .unwrap();
+    (obj, measurements, proxies)
+}
+
 /// Trains on `n_train` random rows and returns tau-b on all the others,
 /// as sent and with every proxy column blanked (a worker without proxies).
 fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> (f64, f64) {
@@ -35,25 +53,16 @@ fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> (f64, f64
         .iter()
         .map(|&i| forest.predict(set.row(i)))
         .collect();
+    // The row the feature map builds for the same cell sent without
+    // proxies.
+    let space = Nb201::new();
+    let map = nasperf::features::FeatureMap::resolve(&space, &set.feature_names).unwrap();
+    let mut row = Vec::new();
     let blanked: Vec<f64> = test_idx
         .iter()
         .map(|&i| {
-            let row: Vec<f64> = set
-                .row(i)
-                .iter()
-                .zip(&set.feature_names)
-                .map(|(&v, name)| {
-                    // What the feature map builds for a candidate without
-                    // proxies.
-                    if name.starts_with("zc.") {
-                        f64::NAN
-                    } else if name == nasperf::features::PROXIES_SENT_FEATURE {
-                        0.0
-                    } else {
-                        v
-                    }
-                })
-                .collect();
+            row.clear();
+            map.push_row(&space.features(&set.cells[i]), None, &mut row);
             forest.predict(&row)
         })
         .collect();
@@ -65,13 +74,8 @@ fn tau_on_rest(set: &train::TrainingSet, n_train: usize, seed: u64) -> (f64, f64
 
 #[test]
 fn cifar10_val_acc_from_1024_networks_ranks_the_rest() {
-    let dir = common::benchdata();
     let space = Nb201::new();
-    let obj = objective("cifar10/val_acc_200ep");
-    let measurements = bench::load_objective(&dir, &obj).unwrap();
-    let proxies = bench::load_proxies(&dir, Dataset::Cifar10)
-        .unwrap()
-        .unwrap();
+    let (obj, measurements, proxies) = cifar10_val_acc_tables();
 
     let with_proxies = build_training_set(&obj, &measurements, Some(&proxies), &space).unwrap();
     assert_eq!(with_proxies.len(), 9_445, "one row per canonical network");
@@ -120,13 +124,8 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
 /// every proxy, with none, and with one missing.
 #[test]
 fn our_evaluator_equals_lightgbm_on_a_model_switched_by_proxies() {
-    let dir = common::benchdata();
     let space = Nb201::new();
-    let obj = objective("cifar10/val_acc_200ep");
-    let measurements = bench::load_objective(&dir, &obj).unwrap();
-    let proxies = bench::load_proxies(&dir, Dataset::Cifar10)
-        .unwrap()
-        .unwrap();
+    let (obj, measurements, proxies) = cifar10_val_acc_tables();
     let set = build_training_set(&obj, &measurements, Some(&proxies), &space).unwrap();
     assert!(
         set.feature_names
@@ -147,7 +146,7 @@ fn same_as_lightgbm(
     text: &str,
     set: &TrainingSet,
     space: &Nb201,
-    proxies: Option<&std::collections::HashMap<Cell, nasperf::features::ProxyValues>>,
+    proxies: Option<&HashMap<Cell, ProxyValues>>,
     choice: &str,
 ) {
     let forest = Forest::parse(text).unwrap();

@@ -278,13 +278,12 @@ pub fn evaluate(fitted: &Fitted, set: &TrainingSet, test: &[usize]) -> HeldoutMe
         .feature_names
         .iter()
         .position(|n| n == PROXIES_SENT_FEATURE);
-    let every_proxy = crate::features::PROXY_NAMES.len() as f64;
     let (mut pred, mut truth, mut inside) = (Vec::new(), Vec::new(), 0usize);
     for &i in test {
         let row = set.row(i);
         let p = fitted.forest.predict(row);
         let half_width = match (sent, fitted.interval_half_width_without_proxies) {
-            (Some(c), Some(without)) if row[c] != every_proxy => without,
+            (Some(c), Some(without)) if !recipe::sends_every_proxy(row, c) => without,
             _ => fitted.interval_half_width,
         };
         if (p - set.targets[i]).abs() <= half_width {

@@ -27,6 +27,17 @@ use crate::{
     model::{Forest, blend},
 };
 
+/// The value of the [`PROXIES_SENT_FEATURE`] column when every proxy was
+/// sent: such a row is answered by the trees trained with proxies, any
+/// other by the trees trained on the architecture alone.
+const EVERY_PROXY: f64 = PROXY_NAMES.len() as f64;
+
+/// Whether `row` (with the sent-count column at `sent`) is answered by the
+/// trees trained with proxies.
+pub fn sends_every_proxy(row: &[f64], sent: usize) -> bool {
+    row[sent] == EVERY_PROXY
+}
+
 fn data_err(message: String) -> TrainError {
     TrainError::Data {
         objective: String::new(),
@@ -360,9 +371,8 @@ impl Recipe {
                 y.len()
             )));
         }
-        let every_proxy = PROXY_NAMES.len() as f64;
         let complete: Vec<usize> = (0..y.len())
-            .filter(|&i| x[i * width + sent] == every_proxy)
+            .filter(|&i| sends_every_proxy(&x[i * width..(i + 1) * width], sent))
             .collect();
         if complete.len() < 4 {
             return Err(data_err(format!(
@@ -394,7 +404,7 @@ impl Recipe {
         let without_text = self.fit_choice(choice, &blank, names, y, seed)?;
         let mut residuals = self.split_residuals(choice, &blank, names, y, seed)?;
         let without_half_width = conformal_quantile(&mut residuals, self.coverage);
-        let threshold = every_proxy - 0.5;
+        let threshold = EVERY_PROXY - 0.5;
         let guard = |text: &str, side| {
             blend::guard(text, sent, threshold, side).map_err(|e| data_err(e.to_string()))
         };
