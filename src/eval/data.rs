@@ -9,7 +9,7 @@ use crate::{
     features::{PROXY_FEATURE_PREFIX, PROXY_NAMES, ProxyValues},
     objectives::{Objective, ObjectiveKind},
     space::nb201::{
-        Nb201,
+        Nb201, ONEHOT_PREFIX,
         cell::{Cell, Op},
         onehot_name,
     },
@@ -157,7 +157,7 @@ impl ObjectiveData {
         // block of its own, so the graph block is the same for every
         // objective and the reference can be run on each apart.
         let graph_columns: Vec<usize> = (0..set.feature_names.len())
-            .filter(|&i| !set.feature_names[i].starts_with("onehot."))
+            .filter(|&i| !set.feature_names[i].starts_with(ONEHOT_PREFIX))
             .collect();
         let graph_names = graph_columns
             .iter()

@@ -15,7 +15,7 @@ pub mod reference;
 pub mod report;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     path::Path,
     sync::{
         Mutex,
@@ -124,6 +124,10 @@ pub struct Run {
     /// Share of test networks whose true value is inside the interval.
     pub coverage: f64,
     pub chosen: String,
+    /// Each choice's out-of-fold Kendall tau in the recipe's inner
+    /// cross-validation (null where it could not be tried), to see why a
+    /// choice was made.
+    pub inner_cv_kendall_tau: BTreeMap<String, Option<f64>>,
     pub seconds: f64,
 }
 
@@ -267,6 +271,13 @@ pub fn run(
                             lower_is_better(&job.data.objective),
                         ),
                         coverage: metrics::coverage(&pred, &truth, fitted.interval_half_width),
+                        inner_cv_kendall_tau: protocol
+                            .recipe
+                            .choices
+                            .iter()
+                            .zip(&fitted.cv_kendall_tau)
+                            .map(|(c, &tau)| (c.name(), tau.is_finite().then_some(tau)))
+                            .collect(),
                         chosen: fitted.chosen,
                         seconds: t0.elapsed().as_secs_f64(),
                     };

@@ -79,10 +79,13 @@ impl Default for Nb201 {
     }
 }
 
+/// The prefix of every [`onehot_name`].
+pub const ONEHOT_PREFIX: &str = "onehot.";
+
 /// The indicator of `op` on `edge` (string order) of the cell as sent:
 /// which op sits where, which a device's latency depends on beyond counts.
 pub fn onehot_name(edge: usize, op: Op) -> String {
-    format!("onehot.edge{edge}.{}", op.short_name())
+    format!("{ONEHOT_PREFIX}edge{edge}.{}", op.short_name())
 }
 
 fn push_costs(cell: &Cell, out: &mut Vec<f64>) {
@@ -154,7 +157,7 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             let sent_view = name.starts_with("ops_sent.")
                 || name.contains("_sent.")
-                || name.starts_with("onehot.");
+                || name.starts_with(ONEHOT_PREFIX);
             if !sent_view {
                 assert_eq!(a.features[i], b.features[i], "{name}");
             }
