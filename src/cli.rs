@@ -461,9 +461,9 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',')]
     pub candidates: Vec<String>,
 
-    /// Standard errors of Kendall tau by which a choice must beat the
-    /// first one to replace it (the recipe's own margin by default; 0
-    /// takes the best out-of-fold tau).
+    /// Standard errors of the fold-wise difference in Kendall tau by which
+    /// a choice must beat the default to replace it (the recipe's own
+    /// margin by default; 0 takes any choice better on average).
     #[arg(long)]
     pub selection_margin: Option<f64>,
 
