@@ -141,6 +141,120 @@ pub fn blend(members: &[(f64, &str)]) -> Result<String, ForestError> {
     Ok(out)
 }
 
+/// `text` with its stumps (trees of one split) that split the same way
+/// summed into one tree each: the same predictions (up to the order of
+/// floating-point additions) from at most one stump per split.
+///
+/// Why: the recipe's additive model is a thousand boosted stumps on
+/// binary one-hot features, each of which has one possible split, so a
+/// thousand trees collapse to at most one per feature. Serving walks every
+/// tree of every model for every candidate; a served additive model costs
+/// a few dozen trees instead of a thousand. Trees with more than one
+/// split are kept as they are.
+pub fn merge_stumps(text: &str) -> Result<String, ForestError> {
+    Forest::parse(text)?;
+    let parts = split(text)?;
+    if parts.average_output {
+        return err("a model that averages its trees cannot have them summed");
+    }
+    /// A tree to write: a merged stump (its lines, where leaf and internal
+    /// values are replaced by the sums) or a tree kept as it is.
+    struct Out<'a> {
+        lines: Vec<&'a str>,
+        stump_key: Option<String>,
+        leaves: [f64; 2],
+        internal: f64,
+    }
+    let field = |tree: &[&'_ str], key: &str| -> Option<String> {
+        tree.iter()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_owned())
+    };
+    let number = |v: &str, what: &str| -> Result<f64, ForestError> {
+        v.parse()
+            .map_err(|_| ForestError(format!("{what}: {v:?} is not a number")))
+    };
+    let mut out: Vec<Out<'_>> = Vec::new();
+    for tree in &parts.trees {
+        let is_stump = field(tree, "num_leaves=").as_deref() == Some("2")
+            && field(tree, "num_cat=").as_deref() == Some("0");
+        if !is_stump {
+            out.push(Out {
+                lines: tree.clone(),
+                stump_key: None,
+                leaves: [0.0; 2],
+                internal: 0.0,
+            });
+            continue;
+        }
+        let key = [
+            "split_feature=",
+            "threshold=",
+            "decision_type=",
+            "left_child=",
+            "right_child=",
+        ]
+        .map(|k| field(tree, k).unwrap_or_default())
+        .join(";");
+        let leaf_text = field(tree, "leaf_value=").unwrap_or_default();
+        let leaves: Vec<f64> = leaf_text
+            .split_whitespace()
+            .map(|v| number(v, "leaf_value"))
+            .collect::<Result<_, _>>()?;
+        let [left, right] = leaves[..] else {
+            return err(format!("a stump with leaf values {leaf_text:?}"));
+        };
+        let internal = match field(tree, "internal_value=") {
+            Some(v) => number(&v, "internal_value")?,
+            None => 0.0,
+        };
+        match out
+            .iter_mut()
+            .find(|o| o.stump_key.as_deref() == Some(key.as_str()))
+        {
+            Some(o) => {
+                o.leaves[0] += left;
+                o.leaves[1] += right;
+                o.internal += internal;
+            }
+            None => out.push(Out {
+                lines: tree.clone(),
+                stump_key: Some(key),
+                leaves: [left, right],
+                internal,
+            }),
+        }
+    }
+    let mut text_out = String::new();
+    for line in &parts.header {
+        text_out.push_str(line);
+        text_out.push('\n');
+    }
+    text_out.push('\n');
+    for (index, tree) in out.iter().enumerate() {
+        text_out.push_str(&format!("Tree={index}\n"));
+        for line in &tree.lines {
+            let line = match tree.stump_key {
+                Some(_) if line.starts_with("leaf_value=") => {
+                    format!("leaf_value={:?} {:?}", tree.leaves[0], tree.leaves[1])
+                }
+                Some(_) if line.starts_with("internal_value=") => {
+                    format!("internal_value={:?}", tree.internal)
+                }
+                // The leaf values already include every stump's shrinkage.
+                Some(_) if line.starts_with("shrinkage=") => "shrinkage=1".to_owned(),
+                _ => (*line).to_owned(),
+            };
+            text_out.push_str(&line);
+            text_out.push('\n');
+        }
+        text_out.push('\n');
+    }
+    text_out.push_str("end of trees\n");
+    Forest::parse(&text_out)?;
+    Ok(text_out)
+}
+
 /// Which side of a guard's threshold a guarded tree answers on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -341,6 +455,45 @@ mod tests {
             leaves[0],
             leaves[1]
         )
+    }
+
+    #[test]
+    fn merged_stumps_predict_as_the_stumps_did() {
+        // Two stumps on feature 0 and one on feature 1 (the model's own
+        // tree 1), then a tree of two splits that is kept as it is.
+        let stumps = model(false, ["0.5 -0.5", "2 4"]);
+        let tree0 = stumps
+            .split("Tree=1")
+            .next()
+            .and_then(|h| h.split("Tree=0").nth(1))
+            .expect("tree 0");
+        let deeper = "num_leaves=3\nnum_cat=0\nsplit_feature=0 1\nsplit_gain=1 1\n\
+                      threshold=0.5 0.5\ndecision_type=2 2\nleft_child=-1 -2\n\
+                      right_child=1 -3\nleaf_value=1 2 3\nleaf_weight=1 1 1\n\
+                      leaf_count=1 1 1\ninternal_value=0 0\ninternal_weight=3 2\n\
+                      internal_count=3 2\nis_linear=0\nshrinkage=1\n\n";
+        let text = stumps.replace(
+            "end of trees",
+            &format!("Tree=2{tree0}Tree=3\n{deeper}end of trees"),
+        );
+        let merged = merge_stumps(&text).expect("merge");
+        let (before, after) = (
+            Forest::parse(&text).expect("stumps"),
+            Forest::parse(&merged).expect("merged"),
+        );
+        assert_eq!((before.num_trees(), after.num_trees()), (4, 3));
+        for row in [
+            [0.0, 0.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+            [1.0, 1.0],
+            [f64::NAN, 1.0],
+        ] {
+            let (b, a) = (before.predict(&row), after.predict(&row));
+            assert!((a - b).abs() < 1e-12, "{row:?}: {b} -> {a}");
+        }
+        assert!(merged.contains("leaf_value=1.0 -1.0"), "{merged}");
+        assert!(merge_stumps(&model(true, ["1 3", "10 30"])).is_err());
     }
 
     #[test]
