@@ -109,9 +109,16 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
     let set = build_training_set(&obj, &measurements, None, &space).unwrap();
     assert_eq!(set.len(), 15_625);
     let train_idx: Vec<usize> = (0..set.len()).step_by(3).collect();
-    // A forest (LightGBM averages its trees), a booster, and the recipe's
-    // blend of a forest and a booster (one model text made of two).
-    for choice in ["forest", "boosted", "forest+boosted_small"] {
+    // A forest (LightGBM averages its trees), a booster, the recipe's
+    // blend of a forest and a booster (one model text made of two), and the
+    // additive model (its stumps summed per split) alone and blended.
+    for choice in [
+        "forest",
+        "boosted",
+        "forest+boosted_small",
+        "additive",
+        "additive+boosted_small",
+    ] {
         let mut config = TrainConfig::with_rounds(200);
         config.recipe.choices = vec![Choice::named(choice).unwrap()];
         let text = fit(&set, &train_idx, &config).unwrap().model_text;
