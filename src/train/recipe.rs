@@ -6,10 +6,13 @@
 //! bagged forest of deep trees ranks networks better; with a thousand,
 //! boosting wins (`docs/quality.md` has the figures). Rather than a
 //! threshold on the row count, every choice (one configuration, or the mean
-//! of a forest and a small booster) is scored by the Kendall tau of its
-//! out-of-fold predictions, the figure a search relies on, and the best one
-//! is refitted on every row. The same recipe serves `nasperf eval`,
-//! `nasperf train` and retraining.
+//! of two) is scored by the Kendall tau of its out-of-fold predictions, the
+//! figure a search relies on; a default is kept unless another choice is
+//! clearly better on the folds ([`Recipe::select`]), and the choice is
+//! refitted on every row. Hardware costs get an additive model besides
+//! ([`Candidate::additive`]): they are close to a sum of one cost per edge
+//! and op. The same recipe serves `nasperf eval`, `nasperf train` and
+//! retraining.
 //!
 //! The interval is split-conformal: the half-width is the `coverage`
 //! quantile (with the finite-sample correction) of absolute residuals on
