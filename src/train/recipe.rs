@@ -8,7 +8,7 @@
 //! threshold on the row count, every choice (one configuration, or the mean
 //! of two) is scored by the Kendall tau of its out-of-fold predictions, the
 //! figure a search relies on; a default is kept unless another choice is
-//! clearly better on the folds ([`Recipe::select`]), and the choice is
+//! clearly better on the folds (`Recipe::select`), and the choice is
 //! refitted on every row. Hardware costs get an additive model besides
 //! ([`Candidate::additive`]): they are close to a sum of one cost per edge
 //! and op. The same recipe serves `nasperf eval`, `nasperf train` and
@@ -297,7 +297,7 @@ impl Choice {
     ///
     /// `docs/quality.md` has the figures. Neither default is chosen by the
     /// inner cross-validation where rows are few: at 32 rows its figures
-    /// are noise of ±0.12 (see [`Recipe::select`]).
+    /// are noise of ±0.12 (see `Recipe::select`).
     pub fn all() -> Vec<Choice> {
         let mut all = vec![
             Choice {
