@@ -550,10 +550,13 @@ impl Recipe {
             *fold = position % folds;
         }
         let cv_y = gather_y(y, &cv);
+        // The positions in `cv` each fold holds out.
+        let held_out: Vec<Vec<usize>> = (0..folds)
+            .map(|fold| (0..cv.len()).filter(|&k| fold_of[k] == fold).collect())
+            .collect();
         // Each distinct member is fitted once per fold, whatever the
-        // choices that share it.
-        // Members that cannot read this table are left out, and so are the
-        // choices that hold them.
+        // choices that share it. Members that cannot read this table are
+        // left out, and so are the choices that hold them.
         let mut members: Vec<&Candidate> = Vec::new();
         for member in self.choices.iter().flat_map(|c| &c.members) {
             if member.applies_to(names) && !members.iter().any(|m| m.name == member.name) {
@@ -561,11 +564,10 @@ impl Recipe {
             }
         }
         let mut out_of_fold = vec![vec![f64::NAN; cv.len()]; members.len()];
-        for fold in 0..folds {
+        for (fold, test) in held_out.iter().enumerate() {
             let train: Vec<usize> = (0..cv.len()).filter(|&k| fold_of[k] != fold).collect();
-            let test: Vec<usize> = (0..cv.len()).filter(|&k| fold_of[k] == fold).collect();
             let to_rows = |ks: &[usize]| ks.iter().map(|&k| cv[k]).collect::<Vec<usize>>();
-            let (train_rows, test_rows) = (to_rows(&train), to_rows(&test));
+            let (train_rows, test_rows) = (to_rows(&train), to_rows(test));
             let train_x = gather(x, width, &train_rows);
             let train_y = gather_y(y, &train_rows);
             let test_x = gather(x, width, &test_rows);
@@ -599,30 +601,16 @@ impl Recipe {
             .collect();
         let cv_kendall_tau: Vec<f64> = choice_oof
             .iter()
-            .map(|p| {
-                if p.iter().any(|v| v.is_nan()) {
-                    f64::NAN
-                } else {
-                    metrics::kendall_tau_b(p, &cv_y)
-                }
-            })
+            .map(|p| tau_unless_untried(p, &cv_y))
             .collect();
         // Each choice's tau on each fold's held-out rows, for the paired
         // comparison of `select`.
         let fold_kendall_tau: Vec<Vec<f64>> = choice_oof
             .iter()
             .map(|p| {
-                (0..folds)
-                    .map(|fold| {
-                        let ks: Vec<usize> =
-                            (0..cv.len()).filter(|&k| fold_of[k] == fold).collect();
-                        let pred: Vec<f64> = ks.iter().map(|&k| p[k]).collect();
-                        if pred.iter().any(|v| v.is_nan()) {
-                            return f64::NAN;
-                        }
-                        let truth: Vec<f64> = ks.iter().map(|&k| cv_y[k]).collect();
-                        metrics::kendall_tau_b(&pred, &truth)
-                    })
+                held_out
+                    .iter()
+                    .map(|ks| tau_unless_untried(&gather_y(p, ks), &gather_y(&cv_y, ks)))
                     .collect()
             })
             .collect();
@@ -781,6 +769,16 @@ pub fn gather(x: &[f64], width: usize, idx: &[usize]) -> Vec<f64> {
         out.extend_from_slice(&x[i * width..(i + 1) * width]);
     }
     out
+}
+
+/// Kendall tau-b of `pred` against `truth`, or NaN where the predictions
+/// are NaN: a choice that could not be tried on the table.
+fn tau_unless_untried(pred: &[f64], truth: &[f64]) -> f64 {
+    if pred.iter().any(|v| v.is_nan()) {
+        f64::NAN
+    } else {
+        metrics::kendall_tau_b(pred, truth)
+    }
 }
 
 fn gather_y(y: &[f64], idx: &[usize]) -> Vec<f64> {

@@ -15,6 +15,13 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ForestError> {
     Err(ForestError(msg.into()))
 }
 
+/// The value of `key=` in one tree's lines, trimmed.
+fn tree_field<'a>(tree: &[&'a str], key: &str) -> Option<&'a str> {
+    tree.iter()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .map(str::trim)
+}
+
 /// One member's text cut into its parts.
 struct Parts<'a> {
     /// Header lines before the first tree, without `tree_sizes` and
@@ -165,19 +172,14 @@ pub fn merge_stumps(text: &str) -> Result<String, ForestError> {
         leaves: [f64; 2],
         internal: f64,
     }
-    let field = |tree: &[&'_ str], key: &str| -> Option<String> {
-        tree.iter()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().to_owned())
-    };
     let number = |v: &str, what: &str| -> Result<f64, ForestError> {
         v.parse()
             .map_err(|_| ForestError(format!("{what}: {v:?} is not a number")))
     };
     let mut out: Vec<Out<'_>> = Vec::new();
     for tree in &parts.trees {
-        let is_stump = field(tree, "num_leaves=").as_deref() == Some("2")
-            && field(tree, "num_cat=").as_deref() == Some("0");
+        let is_stump =
+            tree_field(tree, "num_leaves") == Some("2") && tree_field(tree, "num_cat") == Some("0");
         if !is_stump {
             out.push(Out {
                 lines: tree.clone(),
@@ -188,15 +190,15 @@ pub fn merge_stumps(text: &str) -> Result<String, ForestError> {
             continue;
         }
         let key = [
-            "split_feature=",
-            "threshold=",
-            "decision_type=",
-            "left_child=",
-            "right_child=",
+            "split_feature",
+            "threshold",
+            "decision_type",
+            "left_child",
+            "right_child",
         ]
-        .map(|k| field(tree, k).unwrap_or_default())
+        .map(|k| tree_field(tree, k).unwrap_or_default())
         .join(";");
-        let leaf_text = field(tree, "leaf_value=").unwrap_or_default();
+        let leaf_text = tree_field(tree, "leaf_value").unwrap_or_default();
         let leaves: Vec<f64> = leaf_text
             .split_whitespace()
             .map(|v| number(v, "leaf_value"))
@@ -204,8 +206,8 @@ pub fn merge_stumps(text: &str) -> Result<String, ForestError> {
         let [left, right] = leaves[..] else {
             return err(format!("a stump with leaf values {leaf_text:?}"));
         };
-        let internal = match field(tree, "internal_value=") {
-            Some(v) => number(&v, "internal_value")?,
+        let internal = match tree_field(tree, "internal_value") {
+            Some(v) => number(v, "internal_value")?,
             None => 0.0,
         };
         match out
@@ -320,12 +322,7 @@ fn guard_tree(
     threshold: f64,
     side: Side,
 ) -> Result<String, ForestError> {
-    let field = |key: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-            .unwrap_or_default()
-    };
+    let field = |key: &str| tree_field(lines, key).unwrap_or_default();
     let num_leaves: usize = field("num_leaves")
         .trim()
         .parse()
