@@ -126,6 +126,109 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
     }
 }
 
+/// Eyeriss energy is determined by the op counts of the cell as sent, so
+/// the recipe may choose the count models: LightGBM agrees with us on
+/// their (merged) stumps and blend, and cells with the same counts get the
+/// same prediction, as they have the same energy.
+#[test]
+fn count_models_agree_with_lightgbm_and_tie_where_the_counts_do() {
+    let dir = common::benchdata();
+    let space = Nb201::new();
+    let obj = objective("cifar10/eyeriss_energy");
+    let measurements = bench::load_objective(&dir, &obj).unwrap();
+    let set = build_training_set(&obj, &measurements, None, &space).unwrap();
+    let train_idx: Vec<usize> = (0..set.len()).step_by(40).collect();
+    let counts: Vec<usize> = set
+        .feature_names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.starts_with(nasperf::space::nb201::OPS_SENT_PREFIX))
+        .map(|(j, _)| j)
+        .collect();
+    assert_eq!(counts.len(), 5);
+    for choice in [
+        "counts_additive",
+        "counts_boosted",
+        "counts_additive+counts_boosted",
+    ] {
+        let mut config = TrainConfig::with_rounds(200);
+        config.recipe.choices = vec![Choice::named(choice).unwrap()];
+        let fitted = fit(&set, &train_idx, &config).unwrap();
+        assert_eq!(fitted.chosen, choice);
+        same_as_lightgbm(&fitted.model_text, &set, &space, None, choice);
+        let mut by_counts: HashMap<Vec<u64>, f64> = HashMap::new();
+        for i in 0..set.len() {
+            let row = set.row(i);
+            let key: Vec<u64> = counts.iter().map(|&j| row[j].to_bits()).collect();
+            let p = fitted.predict(row);
+            let first = *by_counts.entry(key).or_insert(p);
+            assert_eq!(p.to_bits(), first.to_bits(), "{choice}, row {i}");
+        }
+        assert!(by_counts.len() > 50, "{} count vectors", by_counts.len());
+    }
+    // Latency on the edge GPU depends on where each op sits: the count
+    // models are not tried, so a recipe of them alone has nothing to fit.
+    let edge = objective("cifar10/edgegpu_latency");
+    let measurements = bench::load_objective(&dir, &edge).unwrap();
+    let set = build_training_set(&edge, &measurements, None, &space).unwrap();
+    let mut config = TrainConfig::with_rounds(50);
+    config.recipe.choices = vec![Choice::named("counts_additive").unwrap()];
+    let err = fit(&set, &train_idx, &config).unwrap_err();
+    assert!(err.to_string().contains("no choice"), "{err}");
+}
+
+/// Under APGD-CE at eps 8/255 nearly every network is at 0% accuracy: the
+/// served model says so with a floor, which the manifest carries and the
+/// served type applies, one candidate or a batch at a time.
+#[test]
+fn a_robustness_model_serves_the_floor_most_networks_sit_on() {
+    use nasperf::{model::Model, space::SearchSpaces, train::train_objective};
+
+    let dir = common::benchdata();
+    let obj = objective("cifar10/pgd_eps8");
+    let proxies = bench::load_proxies(&dir, Dataset::Cifar10).unwrap();
+    let trained =
+        train_objective(&dir, &obj, proxies.as_ref(), &TrainConfig::with_rounds(100)).unwrap();
+    let floor = trained.manifest.floor.expect("a floor");
+    assert_eq!(floor.value, 0.0, "{floor:?}");
+    assert!(floor.at_or_below >= floor.value);
+    let model = Model::from_parts(
+        trained.manifest.clone(),
+        &trained.model_text,
+        &SearchSpaces::builtin(),
+    )
+    .unwrap();
+    let space = Nb201::new();
+    let features: Vec<Vec<f64>> = Cell::all().map(|c| space.features(&c)).collect();
+    let mut row = Vec::new();
+    let one_by_one: Vec<f64> = features
+        .iter()
+        .map(|f| model.predict(f, None, &mut row))
+        .collect();
+    let (mut rows, mut batch) = (Vec::new(), Vec::new());
+    model.predict_batch(
+        features.iter().map(|f| (f.as_slice(), None)),
+        &mut rows,
+        &mut batch,
+    );
+    assert_eq!(one_by_one, batch);
+    let on_floor = batch.iter().filter(|&&p| p == floor.value).count();
+    assert!(batch.iter().all(|&p| p >= floor.value));
+    assert!(
+        on_floor > batch.len() / 10 && on_floor < batch.len(),
+        "{on_floor} of {} on the floor",
+        batch.len()
+    );
+    // A manifest whose floor would reorder predictions is refused.
+    let mut bad = trained.manifest;
+    bad.floor = Some(nasperf::model::Floor {
+        at_or_below: -1.0,
+        value: 0.0,
+    });
+    let err = Model::from_parts(bad, &trained.model_text, &SearchSpaces::builtin()).unwrap_err();
+    assert!(err.to_string().contains("floor"), "{err}");
+}
+
 /// A model that reads proxies is two models behind guard splits on
 /// `proxies.sent`: LightGBM loads it and agrees with us on cells sent with
 /// every proxy, with none, and with one missing.

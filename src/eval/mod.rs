@@ -29,6 +29,7 @@ use serde::Serialize;
 
 pub use self::data::{Block, FeatureSet, Matrix, ObjectiveData, lower_is_better};
 use crate::{
+    model::Floor,
     objectives::{Objective, ObjectiveKind},
     train::{SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe},
 };
@@ -128,6 +129,8 @@ pub struct Run {
     /// cross-validation (null where it could not be tried), to see why a
     /// choice was made.
     pub inner_cv_kendall_tau: BTreeMap<String, Option<f64>>,
+    /// The floor the recipe clamped predictions to, if any.
+    pub floor: Option<Floor>,
     pub seconds: f64,
 }
 
@@ -278,6 +281,7 @@ pub fn run(
                             .zip(&fitted.cv_kendall_tau)
                             .map(|(c, &tau)| (c.name(), tau.is_finite().then_some(tau)))
                             .collect(),
+                        floor: fitted.floor,
                         chosen: fitted.chosen,
                         seconds: t0.elapsed().as_secs_f64(),
                     };

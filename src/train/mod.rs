@@ -281,7 +281,7 @@ pub fn evaluate(fitted: &Fitted, set: &TrainingSet, test: &[usize]) -> HeldoutMe
     let (mut pred, mut truth, mut inside) = (Vec::new(), Vec::new(), 0usize);
     for &i in test {
         let row = set.row(i);
-        let p = fitted.forest.predict(row);
+        let p = fitted.predict(row);
         let half_width = match (sent, fitted.interval_half_width_without_proxies) {
             (Some(c), Some(without)) if !recipe::sends_every_proxy(row, c) => without,
             _ => fitted.interval_half_width,
@@ -384,6 +384,7 @@ pub fn package(
         .interval_half_width_without_proxies
         .and_then(interval);
     let interval = interval(fitted.interval_half_width);
+    let floor = fitted.floor;
     let model_text = fitted.model_text;
     let model_sha256 = sha256_hex(model_text.as_bytes());
     let now = std::time::SystemTime::now();
@@ -409,6 +410,7 @@ pub fn package(
         model_file: String::new(),
         interval,
         interval_without_proxies,
+        floor,
         trainer,
     };
     manifest.model_file = manifest.content_addressed_file_name();

@@ -11,8 +11,12 @@
 //! clearly better on the folds (`Recipe::select`), and the choice is
 //! refitted on every row. Hardware costs get an additive model besides
 //! ([`Candidate::additive`]): they are close to a sum of one cost per edge
-//! and op. The same recipe serves `nasperf eval`, `nasperf train` and
-//! retraining.
+//! and op; where the op counts determine a cost, models of the counts alone
+//! ([`Candidate::counts_additive`]). Where many rows sit on the target's
+//! minimum (0% accuracy under a strong attack), predictions below a
+//! threshold are that minimum ([`Floor`], chosen like the rest on the
+//! out-of-fold rows). The same recipe serves `nasperf eval`, `nasperf
+//! train` and retraining.
 //!
 //! The interval is split-conformal: the half-width is the `coverage`
 //! quantile (with the finite-sample correction) of absolute residuals on
@@ -27,8 +31,8 @@ use serde_json::{Value, json};
 use super::{SplitMix64, TrainError, lightgbm, metrics};
 use crate::{
     features::{PROXIES_SENT_FEATURE, PROXY_FEATURE_PREFIX, PROXY_NAMES},
-    model::{Forest, blend},
-    space::nb201::ONEHOT_PREFIX,
+    model::{Floor, Forest, blend},
+    space::nb201::{ONEHOT_PREFIX, OPS_SENT_PREFIX},
 };
 
 /// The value of the [`PROXIES_SENT_FEATURE`] column when every proxy was
@@ -59,6 +63,10 @@ pub struct Candidate {
     /// every feature. A candidate whose features are absent from a table
     /// is not tried on it.
     reads_only: Option<&'static str>,
+    /// Tried only where those features determine the target: every two
+    /// training rows that agree on them agree on the target
+    /// ([`Candidate::usable_on`]).
+    needs_determined_target: bool,
 }
 
 /// The rounds of [`Candidate::boosted`]; [`Recipe::rounds`] scales every
@@ -73,6 +81,7 @@ impl Candidate {
             name,
             params,
             reads_only: None,
+            needs_determined_target: false,
         }
     }
 
@@ -91,6 +100,7 @@ impl Candidate {
                 "lambda_l2": 1.0,
             }),
             reads_only: None,
+            needs_determined_target: false,
         }
     }
 
@@ -111,6 +121,7 @@ impl Candidate {
                 "lambda_l2": 1.0,
             }),
             reads_only: None,
+            needs_determined_target: false,
         }
     }
 
@@ -133,6 +144,44 @@ impl Candidate {
                 "min_data_in_leaf": 1,
             }),
             reads_only: Some(ONEHOT_PREFIX),
+            needs_determined_target: false,
+        }
+    }
+
+    /// [`Candidate::additive`] on the op counts of the cell as sent
+    /// instead of which op sits where: a sum of one cost per op. Tried only
+    /// where the counts determine the target, as they do for the Eyeriss
+    /// and FPGA models of HW-NAS-Bench (84 or fewer distinct values over
+    /// 15,625 cells); there its predictions tie exactly where the truth
+    /// does, and it needs no rows to learn that an op costs the same on
+    /// every edge.
+    pub fn counts_additive() -> Self {
+        Self {
+            name: "counts_additive",
+            reads_only: Some(OPS_SENT_PREFIX),
+            needs_determined_target: true,
+            ..Self::additive()
+        }
+    }
+
+    /// A small booster on the op counts of the cell as sent only, tried
+    /// where they determine the target: a function of the counts that need
+    /// not be a sum (Eyeriss arithmetic intensity is a ratio of two). No
+    /// column sampling: with five columns, a tree could draw none that
+    /// matter.
+    pub fn counts_boosted() -> Self {
+        Self {
+            name: "counts_boosted",
+            params: json!({
+                "objective": "regression",
+                "num_iterations": 300,
+                "learning_rate": 0.05,
+                "num_leaves": 8,
+                "min_data_in_leaf": 2,
+                "lambda_l2": 1.0,
+            }),
+            reads_only: Some(OPS_SENT_PREFIX),
+            needs_determined_target: true,
         }
     }
 
@@ -147,6 +196,44 @@ impl Candidate {
     pub fn applies_to(&self, names: &[String]) -> bool {
         self.reads_only
             .is_none_or(|prefix| names.iter().any(|n| n.starts_with(prefix)))
+    }
+
+    /// Whether this candidate may be tried on these rows: the table has
+    /// what it reads and, for a candidate that needs it, those features
+    /// determine the target. That takes evidence: at least
+    /// [`DETERMINED_MIN_REPEATS`] rows must repeat another row's values of
+    /// them, and every such row's target must equal the other's (to a
+    /// relative 1e-9: the tables' values are written with up to 17
+    /// digits).
+    pub fn usable_on(&self, x: &[f64], names: &[String], y: &[f64]) -> bool {
+        if !self.applies_to(names) {
+            return false;
+        }
+        let Some(prefix) = self.reads_only.filter(|_| self.needs_determined_target) else {
+            return true;
+        };
+        let width = names.len();
+        let columns: Vec<usize> = (0..width)
+            .filter(|&j| names[j].starts_with(prefix))
+            .collect();
+        let mut first_target: std::collections::HashMap<Vec<u64>, f64> =
+            std::collections::HashMap::with_capacity(y.len());
+        let mut repeats = 0;
+        for (row, &target) in x.chunks_exact(width).zip(y) {
+            let key: Vec<u64> = columns.iter().map(|&j| row[j].to_bits()).collect();
+            match first_target.get(&key) {
+                Some(&seen) => {
+                    if (seen - target).abs() > 1e-9 * seen.abs().max(target.abs()) {
+                        return false;
+                    }
+                    repeats += 1;
+                }
+                None => {
+                    first_target.insert(key, target);
+                }
+            }
+        }
+        repeats >= DETERMINED_MIN_REPEATS
     }
 
     /// LightGBM's `feature_penalty`: 1 for a feature this candidate may
@@ -167,6 +254,8 @@ impl Candidate {
             Self::boosted_small(),
             Self::boosted(),
             Self::additive(),
+            Self::counts_additive(),
+            Self::counts_boosted(),
         ]
     }
 
@@ -190,6 +279,7 @@ impl Candidate {
                 "feature_fraction": 0.6,
             }),
             reads_only: None,
+            needs_determined_target: false,
         }
     }
 
@@ -289,7 +379,11 @@ impl Choice {
     /// Every option the default recipe chooses from, the defaults first.
     /// The default is the first option a table can be trained on:
     ///
-    /// - with the one-hot of the cell as sent (hardware objectives), the
+    /// - where the op counts of the cell as sent determine the target (the
+    ///   Eyeriss and FPGA costs), the mean of the count models: a sum of
+    ///   per-op costs and a small booster for what the sum misses, both
+    ///   functions of the counts alone, so they tie where the truth does;
+    /// - with the one-hot of the cell as sent (other hardware costs), the
     ///   mean of the additive model and a small booster: costs are close to
     ///   additive over the ops, and the booster adds what the sum misses;
     /// - otherwise the mean of a forest and a small booster, which ranks
@@ -300,6 +394,9 @@ impl Choice {
     /// are noise of ±0.12 (see `Recipe::select`).
     pub fn all() -> Vec<Choice> {
         let mut all = vec![
+            Choice {
+                members: vec![Candidate::counts_additive(), Candidate::counts_boosted()],
+            },
             Choice {
                 members: vec![Candidate::additive(), Candidate::boosted_small()],
             },
@@ -429,12 +526,27 @@ pub struct Fitted {
     /// trained on the architecture alone; `None` for a model without
     /// proxies.
     pub interval_half_width_without_proxies: Option<f64>,
+    /// The floor predictions are clamped to, where the target has many
+    /// rows on its minimum and clamping ranked the out-of-fold rows better
+    /// ([`choose_floor`]).
+    pub floor: Option<Floor>,
 }
 
 impl Fitted {
+    pub fn predict(&self, row: &[f64]) -> f64 {
+        apply_floor(self.floor, self.forest.predict(row))
+    }
+
     pub fn predict_batch(&self, x: &[f64], out: &mut [f64]) {
         self.forest.predict_batch(x, out);
+        for p in out.iter_mut() {
+            *p = apply_floor(self.floor, *p);
+        }
     }
+}
+
+fn apply_floor(floor: Option<Floor>, prediction: f64) -> f64 {
+    floor.map_or(prediction, |f| f.apply(prediction))
 }
 
 impl Recipe {
@@ -498,7 +610,7 @@ impl Recipe {
             row[sent] = 0.0;
         }
         let without_text = self.fit_choice(choice, &blank, names, y, seed)?;
-        let mut residuals = self.split_residuals(choice, &blank, names, y, seed)?;
+        let mut residuals = self.split_residuals(choice, &blank, names, y, seed, with.floor)?;
         let without_half_width = conformal_quantile(&mut residuals, self.coverage);
         let threshold = EVERY_PROXY - 0.5;
         let guard = |text: &str, side| {
@@ -559,7 +671,7 @@ impl Recipe {
         // left out, and so are the choices that hold them.
         let mut members: Vec<&Candidate> = Vec::new();
         for member in self.choices.iter().flat_map(|c| &c.members) {
-            if member.applies_to(names) && !members.iter().any(|m| m.name == member.name) {
+            if !members.iter().any(|m| m.name == member.name) && member.usable_on(x, names, y) {
                 members.push(member);
             }
         }
@@ -619,24 +731,29 @@ impl Recipe {
         let readable = self
             .choices
             .iter()
-            .position(|c| c.members.iter().all(|m| m.applies_to(names)))
+            .position(|c| {
+                c.members
+                    .iter()
+                    .all(|m| members.iter().any(|u| u.name == m.name))
+            })
             .ok_or_else(|| data_err("no choice of the recipe can read this table".to_owned()))?;
         let best = self
             .select(&cv_kendall_tau, &fold_kendall_tau)
             .unwrap_or(readable);
         let choice = &self.choices[best];
+        let floor = choose_floor(&choice_oof[best], &cv_y);
         let mut residuals: Vec<f64> = if cv.len() == n {
             choice_oof[best]
                 .iter()
                 .zip(&cv_y)
-                .map(|(p, t)| (p - t).abs())
+                .map(|(&p, t)| (apply_floor(floor, p) - t).abs())
                 .collect()
         } else {
             // Models of the sampled cross-validation saw a fraction of the
             // rows and err more than the final one: calibrating on them
             // would make the interval too wide. One split of every row
             // calibrates a model close to the final one instead.
-            self.split_residuals(choice, x, names, y, seed)?
+            self.split_residuals(choice, x, names, y, seed, floor)?
         };
         let interval_half_width = conformal_quantile(&mut residuals, self.coverage);
         let model_text = self.fit_choice(choice, x, names, y, seed)?;
@@ -649,6 +766,7 @@ impl Recipe {
             cv_rows: cv.len(),
             interval_half_width,
             interval_half_width_without_proxies: None,
+            floor,
         })
     }
 
@@ -703,6 +821,7 @@ impl Recipe {
         names: &[String],
         y: &[f64],
         seed: u64,
+        floor: Option<Floor>,
     ) -> Result<Vec<f64>, TrainError> {
         let width = names.len();
         let order = SplitMix64(seed ^ 0xca11_b4a7e).permutation(y.len());
@@ -720,7 +839,7 @@ impl Recipe {
         Ok(pred
             .iter()
             .zip(held)
-            .map(|(p, &i)| (p - y[i]).abs())
+            .map(|(&p, &i)| (apply_floor(floor, p) - y[i]).abs())
             .collect())
     }
 
@@ -747,6 +866,57 @@ impl Recipe {
             }
         }
     }
+}
+
+/// How many rows must repeat another's values of the features a
+/// [`Candidate::counts_additive`]-like candidate reads before those
+/// features are taken to determine the target.
+const DETERMINED_MIN_REPEATS: usize = 3;
+
+/// The least share of rows on the target's minimum for a floor to be tried.
+const FLOOR_MIN_SHARE: f64 = 0.05;
+/// The thresholds tried: the out-of-fold prediction below which this
+/// multiple of the share of rows on the floor falls.
+const FLOOR_SHARE_MULTIPLES: [f64; 5] = [0.5, 0.75, 1.0, 1.25, 1.5];
+
+/// The floor to clamp predictions to, from the chosen option's
+/// out-of-fold predictions `oof` of the targets `truth`: `None` unless at
+/// least [`FLOOR_MIN_SHARE`] of the rows (and 3) sit exactly on the
+/// minimum, as most networks do under a strong attack (0% accuracy). The
+/// threshold is the out-of-fold prediction below which some multiple of
+/// that share of the rows falls ([`FLOOR_SHARE_MULTIPLES`]): the multiple
+/// whose floor ranks the rows best, if it ranks them better than no floor.
+///
+/// Why the pooled tau and not the paired rule of [`Recipe::select`]: the
+/// paired rule kept no floor where one won on the test networks (APGD-CE
+/// at eps 4/255 and N = 128: 0.340 against 0.373, `docs/quality.md`).
+fn choose_floor(oof: &[f64], truth: &[f64]) -> Option<Floor> {
+    let value = truth.iter().copied().fold(f64::INFINITY, f64::min);
+    let on_floor = truth.iter().filter(|&&t| t == value).count();
+    let share = on_floor as f64 / truth.len() as f64;
+    if on_floor < 3 || share < FLOOR_MIN_SHARE || oof.iter().any(|p| !p.is_finite()) {
+        return None;
+    }
+    let mut sorted = oof.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let tau_with = |floor: Option<Floor>| {
+        let pred: Vec<f64> = oof.iter().map(|&p| apply_floor(floor, p)).collect();
+        metrics::kendall_tau_b(&pred, truth)
+    };
+    let (mut best, mut best_tau) = (None, tau_with(None));
+    for multiple in FLOOR_SHARE_MULTIPLES {
+        let below =
+            ((share * multiple * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        let floor = Floor {
+            at_or_below: sorted[below - 1].max(value),
+            value,
+        };
+        let tau = tau_with(Some(floor));
+        if tau > best_tau {
+            (best, best_tau) = (Some(floor), tau);
+        }
+    }
+    best
 }
 
 /// The `ceil((n + 1) * coverage)`-th smallest residual: split conformal's
@@ -946,15 +1116,20 @@ mod tests {
             .iter()
             .position(|c| c.name() == "additive")
             .expect("a choice");
-        // Neither the additive model nor the default that holds it.
-        assert_eq!(recipe.choices[0].name(), "additive+boosted_small");
-        assert!(fitted.cv_kendall_tau[additive].is_nan());
-        assert!(fitted.cv_kendall_tau[0].is_nan());
-        assert!(
-            fitted.cv_kendall_tau[1..additive]
-                .iter()
-                .all(|t| t.is_finite())
-        );
+        // Neither the additive model nor the default that holds it, nor the
+        // count models (the table has no counts).
+        assert_eq!(recipe.choices[0].name(), "counts_additive+counts_boosted");
+        assert_eq!(recipe.choices[1].name(), "additive+boosted_small");
+        for (choice, tau) in recipe.choices.iter().zip(&fitted.cv_kendall_tau) {
+            let reads_features_absent =
+                choice.name().contains("additive") || choice.name().contains("counts");
+            assert_eq!(
+                tau.is_nan(),
+                reads_features_absent,
+                "{}: {tau}",
+                choice.name()
+            );
+        }
         assert!(!fitted.chosen.contains("additive"), "{}", fitted.chosen);
         assert!(
             Candidate::additive()
@@ -970,6 +1145,119 @@ mod tests {
         let (names, x, y) = additive_costs(64);
         let fitted = recipe.fit(&x, &names, &y, 1).expect("fit");
         assert!(fitted.cv_kendall_tau[additive].is_finite());
+    }
+
+    /// `n` rows of op counts (`ops_sent.*`, three ops on four edges) and
+    /// a target of `cost(counts, row index)`.
+    fn counted(n: usize, cost: impl Fn(&[f64], usize) -> f64) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+        let names: Vec<String> = ["flops", "ops_sent.a", "ops_sent.b", "ops_sent.c"]
+            .map(String::from)
+            .to_vec();
+        let mut rng = SplitMix64(9);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let mut counts = [0.0; 3];
+            for _ in 0..4 {
+                counts[(rng.next_u64() % 3) as usize] += 1.0;
+            }
+            x.push((rng.next_u64() % 1000) as f64);
+            x.extend(counts);
+            y.push(cost(&counts, i));
+        }
+        (names, x, y)
+    }
+
+    #[test]
+    fn count_models_are_tried_only_where_the_counts_determine_the_target() {
+        let linear = |c: &[f64], _: usize| 1.5 * c[0] + 4.0 * c[1] + 0.25 * c[2];
+        let counts_additive = Candidate::counts_additive();
+        let (names, x, y) = counted(40, linear);
+        assert!(counts_additive.usable_on(&x, &names, &y));
+        // A ratio is no sum, but still determined by the counts.
+        let ratio = |c: &[f64], _: usize| (1.0 + c[0]) / (1.0 + c[2]);
+        let (names, x, ratio_y) = counted(40, ratio);
+        assert!(Candidate::counts_boosted().usable_on(&x, &names, &ratio_y));
+        // One row in forty off: not determined.
+        let (names, x, off) = counted(40, |c, i| linear(c, i) + if i == 17 { 0.5 } else { 0.0 });
+        let repeated_17 =
+            (0..40).any(|k| k != 17 && x[k * 4 + 1..k * 4 + 4] == x[17 * 4 + 1..17 * 4 + 4]);
+        assert!(repeated_17, "row 17's counts repeat, so the check sees it");
+        assert!(!counts_additive.usable_on(&x, &names, &off));
+        // Too few rows repeat another's counts to tell.
+        let (names, x, y) = counted(3, linear);
+        assert!(!counts_additive.usable_on(&x, &names, &y));
+        // Candidates without the condition are usable wherever they read.
+        assert!(Candidate::forest().usable_on(&x, &names, &off));
+
+        // The recipe: a linear cost in the counts is learned by the count
+        // models, whose predictions tie where the counts do.
+        let (names, x, y) = counted(64, linear);
+        let recipe = Recipe::with_rounds(60);
+        let fitted = recipe.fit(&x, &names, &y, 3).expect("fit");
+        assert_eq!(fitted.chosen, "counts_additive+counts_boosted");
+        let mut pred = vec![0.0; y.len()];
+        fitted.predict_batch(&x, &mut pred);
+        for i in 0..y.len() {
+            for j in 0..i {
+                if x[i * 4 + 1..i * 4 + 4] == x[j * 4 + 1..j * 4 + 4] {
+                    assert_eq!(pred[i], pred[j], "rows {i} and {j} have the same counts");
+                }
+            }
+        }
+        assert!(metrics::kendall_tau_b(&pred, &y) > 0.95);
+        // Off by a little in one row: the default for one-hot tables (or
+        // the forest's mean, here) instead.
+        let (names, x, off) = counted(64, |c, i| linear(c, i) + if i == 5 { 0.01 } else { 0.0 });
+        let fitted = recipe.fit(&x, &names, &off, 3).expect("fit");
+        assert!(!fitted.chosen.contains("counts"), "{}", fitted.chosen);
+    }
+
+    #[test]
+    fn a_floor_is_kept_where_it_ranks_the_out_of_fold_rows_better() {
+        // Half the rows on 0; the predictions order them by noise.
+        let truth: Vec<f64> = (0..40)
+            .map(|i| if i < 20 { 0.0 } else { f64::from(i) })
+            .collect();
+        let oof: Vec<f64> = (0..40)
+            .map(|i| {
+                if i < 20 {
+                    f64::from((i * 7) % 20) / 10.0
+                } else {
+                    f64::from(i)
+                }
+            })
+            .collect();
+        let floor = choose_floor(&oof, &truth).expect("a floor");
+        assert_eq!(floor.value, 0.0);
+        let floored: Vec<f64> = oof.iter().map(|&p| floor.apply(p)).collect();
+        assert!(
+            metrics::kendall_tau_b(&floored, &truth) > metrics::kendall_tau_b(&oof, &truth),
+            "{floor:?}"
+        );
+        assert_eq!(
+            floored.iter().filter(|&&p| p == 0.0).count(),
+            20,
+            "{floor:?}"
+        );
+        // Predictions that already rank every row: no floor can help.
+        assert_eq!(choose_floor(&truth, &truth), None);
+        // Too few rows on the minimum (2 of 40) to try.
+        let mut rare = truth.clone();
+        for (i, t) in rare.iter_mut().enumerate().skip(2).take(18) {
+            *t = 0.5 + f64::from(u8::try_from(i).expect("small"));
+        }
+        assert_eq!(choose_floor(&oof, &rare), None);
+        // A fitted model keeps its floor: nothing below it, ties on it.
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let (x, y) = noisy(200, 11);
+        let y: Vec<f64> = y.iter().map(|&v| (v - 4.0).max(0.0)).collect();
+        let fitted = Recipe::with_rounds(60).fit(&x, &names, &y, 2).expect("fit");
+        let floor = fitted.floor.expect("a third of the rows on 0: a floor");
+        let mut pred = vec![0.0; y.len()];
+        fitted.predict_batch(&x, &mut pred);
+        assert!(pred.iter().all(|&p| p >= floor.value));
+        assert!(pred.contains(&floor.value));
+        assert_eq!(fitted.predict(&x[..3]), pred[0]);
     }
 
     #[test]

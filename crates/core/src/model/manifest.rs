@@ -29,6 +29,36 @@ pub struct Interval {
     pub half_width: f64,
 }
 
+/// A floor that many networks sit on exactly, e.g. 0% accuracy under a
+/// strong attack: a prediction at or below `at_or_below` is reported as
+/// the floor `value` itself. Why: a search cannot tell such networks apart
+/// and neither can the truth (they are ties), and a model that says so
+/// ranks the rest better than one that orders them by noise (Kendall tau-b
+/// counts a pair the truth ties as neither right nor wrong, and a pair the
+/// predictions tie too as no pair at all). `value <= at_or_below`, so the
+/// mapping keeps the order of every other prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    pub at_or_below: f64,
+    pub value: f64,
+}
+
+impl Floor {
+    pub fn apply(&self, prediction: f64) -> f64 {
+        if prediction <= self.at_or_below {
+            self.value
+        } else {
+            prediction
+        }
+    }
+
+    /// Whether both bounds are finite and the value is not above the
+    /// threshold (so the mapping is monotone).
+    pub fn is_valid(&self) -> bool {
+        self.at_or_below.is_finite() && self.value.is_finite() && self.value <= self.at_or_below
+    }
+}
+
 fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
@@ -56,6 +86,9 @@ pub struct Manifest {
     /// every proxy, answered by the trees trained on the architecture alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_without_proxies: Option<Interval>,
+    /// The floor predictions are clamped to; absent for most objectives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Floor>,
     /// RFC 3339.
     pub created_at: String,
     /// SHA-256 of the training rows (features and targets), hex.
@@ -98,5 +131,31 @@ mod tests {
         let back: HeldoutMetrics = serde_json::from_str(&json).expect("read back");
         assert!(back.kendall_tau.is_nan());
         assert_eq!((back.rows, back.spearman_rho, back.rmse), (12, 0.5, 1.0));
+    }
+
+    #[test]
+    fn a_floor_maps_what_is_at_or_below_it_and_keeps_the_order_of_the_rest() {
+        let floor = Floor {
+            at_or_below: 0.3,
+            value: 0.0,
+        };
+        assert!(floor.is_valid());
+        let mapped: Vec<f64> = [-1.0, 0.0, 0.3, 0.30001, 2.0]
+            .iter()
+            .map(|&p| floor.apply(p))
+            .collect();
+        assert_eq!(mapped, [0.0, 0.0, 0.0, 0.30001, 2.0]);
+        let inverted = Floor {
+            at_or_below: 0.0,
+            value: 0.3,
+        };
+        assert!(!inverted.is_valid(), "would put 0.1 above 0.0's image");
+        assert!(
+            !Floor {
+                at_or_below: f64::NAN,
+                value: 0.0
+            }
+            .is_valid()
+        );
     }
 }

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::{
     forest::Forest,
-    manifest::{HeldoutMetrics, Interval, Manifest},
+    manifest::{Floor, HeldoutMetrics, Interval, Manifest},
 };
 use crate::{
     dataset::Dataset,
@@ -138,6 +138,11 @@ impl Model {
                 )));
             }
         }
+        if let Some(floor) = manifest.floor.filter(|f| !f.is_valid()) {
+            return Err(invalid(format!(
+                "floor {floor:?}: both bounds must be finite and the value not above the threshold"
+            )));
+        }
         let forest = Forest::parse(model_text).map_err(|e| invalid(e.to_string()))?;
         if forest.feature_names() != manifest.feature_names.as_slice() {
             return Err(invalid(
@@ -175,7 +180,13 @@ impl Model {
     ) -> f64 {
         row.clear();
         self.features.push_row(space_features, proxies, row);
-        self.forest.predict(row)
+        self.floored(self.forest.predict(row))
+    }
+
+    fn floored(&self, prediction: f64) -> f64 {
+        self.manifest
+            .floor
+            .map_or(prediction, |f| f.apply(prediction))
     }
 
     /// Predicts many candidates: `rows` is scratch space for their feature
@@ -195,6 +206,11 @@ impl Model {
         out.clear();
         out.resize(rows.len() / self.features.len().max(1), 0.0);
         self.forest.predict_batch(rows, out);
+        if self.manifest.floor.is_some() {
+            for value in out.iter_mut() {
+                *value = self.floored(*value);
+            }
+        }
     }
 
     /// The interval of a prediction for a candidate with `proxies` (as

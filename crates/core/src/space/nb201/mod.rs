@@ -40,7 +40,7 @@ impl Nb201 {
             names.push(format!("flops_m.{ds}"));
         }
         for op in Op::ALL {
-            names.push(format!("ops_sent.{}", op.short_name()));
+            names.push(format!("{OPS_SENT_PREFIX}{}", op.short_name()));
         }
         for ds in Dataset::ALL {
             names.push(format!("params_m_sent.{ds}"));
@@ -78,6 +78,9 @@ impl Default for Nb201 {
         Self::new()
     }
 }
+
+/// The prefix of the op counts of the cell as sent.
+pub const OPS_SENT_PREFIX: &str = "ops_sent.";
 
 /// The prefix of every [`onehot_name`].
 pub const ONEHOT_PREFIX: &str = "onehot.";
