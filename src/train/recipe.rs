@@ -201,7 +201,7 @@ impl Candidate {
     /// Whether this candidate may be tried on these rows: the table has
     /// what it reads and, for a candidate that needs it, those features
     /// determine the target. That takes evidence: at least
-    /// [`DETERMINED_MIN_REPEATS`] rows must repeat another row's values of
+    /// `DETERMINED_MIN_REPEATS` (2) rows must repeat another row's values of
     /// them, and every such row's target must equal the other's (to a
     /// relative 1e-9: the tables' values are written with up to 17
     /// digits).
@@ -528,7 +528,7 @@ pub struct Fitted {
     pub interval_half_width_without_proxies: Option<f64>,
     /// The floor predictions are clamped to, where the target has many
     /// rows on its minimum and clamping ranked the out-of-fold rows better
-    /// ([`choose_floor`]).
+    /// (`choose_floor`).
     pub floor: Option<Floor>,
 }
 
