@@ -30,7 +30,7 @@ use crate::{
     objectives::{Objective, ObjectiveKind},
     space::{
         SearchSpace,
-        nb201::{Nb201, ONEHOT_PREFIX, cell::Cell},
+        nb201::{Nb201, ONEHOT_PREFIX, OPS_SENT_PREFIX, cell::Cell},
     },
 };
 
@@ -158,7 +158,7 @@ pub fn feature_names_for(objective: &Objective, space: &Nb201, with_proxies: boo
                 || n.starts_with("graph.")
                 || own_costs.contains(n)
                 || (objective.kind == ObjectiveKind::Hardware
-                    && (n.starts_with("ops_sent.")
+                    && (n.starts_with(OPS_SENT_PREFIX)
                         || n.starts_with(ONEHOT_PREFIX)
                         || sent_costs.contains(n)))
         })

@@ -164,22 +164,22 @@ impl Candidate {
         }
     }
 
-    /// A small booster on the op counts of the cell as sent only, tried
-    /// where they determine the target: a function of the counts that need
-    /// not be a sum (Eyeriss arithmetic intensity is a ratio of two). No
-    /// column sampling: with five columns, a tree could draw none that
-    /// matter.
+    /// [`Candidate::boosted_small`] on the op counts of the cell as sent
+    /// only, tried where they determine the target: a function of the
+    /// counts that need not be a sum (Eyeriss arithmetic intensity is a
+    /// ratio of two). Without its row and column sampling: with five
+    /// columns, a tree could draw none that matter (with it, Kendall tau
+    /// swung by ±0.25 over seeds at N = 32, `docs/quality.md`).
     pub fn counts_boosted() -> Self {
+        let mut params = Self::boosted_small().params;
+        if let Some(map) = params.as_object_mut() {
+            for sampling in ["feature_fraction", "bagging_fraction", "bagging_freq"] {
+                map.remove(sampling);
+            }
+        }
         Self {
             name: "counts_boosted",
-            params: json!({
-                "objective": "regression",
-                "num_iterations": 300,
-                "learning_rate": 0.05,
-                "num_leaves": 8,
-                "min_data_in_leaf": 2,
-                "lambda_l2": 1.0,
-            }),
+            params,
             reads_only: Some(OPS_SENT_PREFIX),
             needs_determined_target: true,
         }
@@ -534,19 +534,13 @@ pub struct Fitted {
 
 impl Fitted {
     pub fn predict(&self, row: &[f64]) -> f64 {
-        apply_floor(self.floor, self.forest.predict(row))
+        Floor::apply_if_any(self.floor, self.forest.predict(row))
     }
 
     pub fn predict_batch(&self, x: &[f64], out: &mut [f64]) {
         self.forest.predict_batch(x, out);
-        for p in out.iter_mut() {
-            *p = apply_floor(self.floor, *p);
-        }
+        Floor::apply_to_all(self.floor, out);
     }
-}
-
-fn apply_floor(floor: Option<Floor>, prediction: f64) -> f64 {
-    floor.map_or(prediction, |f| f.apply(prediction))
 }
 
 impl Recipe {
@@ -746,7 +740,7 @@ impl Recipe {
             choice_oof[best]
                 .iter()
                 .zip(&cv_y)
-                .map(|(&p, t)| (apply_floor(floor, p) - t).abs())
+                .map(|(&p, t)| (Floor::apply_if_any(floor, p) - t).abs())
                 .collect()
         } else {
             // Models of the sampled cross-validation saw a fraction of the
@@ -839,7 +833,7 @@ impl Recipe {
         Ok(pred
             .iter()
             .zip(held)
-            .map(|(&p, &i)| (apply_floor(floor, p) - y[i]).abs())
+            .map(|(&p, &i)| (Floor::apply_if_any(floor, p) - y[i]).abs())
             .collect())
     }
 
@@ -904,7 +898,7 @@ fn choose_floor(oof: &[f64], truth: &[f64]) -> Option<Floor> {
     let mut sorted = oof.to_vec();
     sorted.sort_by(f64::total_cmp);
     let tau_with = |floor: Option<Floor>| {
-        let pred: Vec<f64> = oof.iter().map(|&p| apply_floor(floor, p)).collect();
+        let pred: Vec<f64> = oof.iter().map(|&p| Floor::apply_if_any(floor, p)).collect();
         metrics::kendall_tau_b(&pred, truth)
     };
     let (mut best, mut best_tau) = (None, tau_with(None));

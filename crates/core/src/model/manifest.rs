@@ -52,6 +52,20 @@ impl Floor {
         }
     }
 
+    /// `prediction` through `floor`, or unchanged without one.
+    pub fn apply_if_any(floor: Option<Floor>, prediction: f64) -> f64 {
+        floor.map_or(prediction, |f| f.apply(prediction))
+    }
+
+    /// Every prediction of `predictions` through `floor`, in place.
+    pub fn apply_to_all(floor: Option<Floor>, predictions: &mut [f64]) {
+        if let Some(floor) = floor {
+            for p in predictions {
+                *p = floor.apply(*p);
+            }
+        }
+    }
+
     /// Whether both bounds are finite and the value is not above the
     /// threshold (so the mapping is monotone).
     pub fn is_valid(&self) -> bool {

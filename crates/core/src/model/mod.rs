@@ -180,13 +180,7 @@ impl Model {
     ) -> f64 {
         row.clear();
         self.features.push_row(space_features, proxies, row);
-        self.floored(self.forest.predict(row))
-    }
-
-    fn floored(&self, prediction: f64) -> f64 {
-        self.manifest
-            .floor
-            .map_or(prediction, |f| f.apply(prediction))
+        Floor::apply_if_any(self.manifest.floor, self.forest.predict(row))
     }
 
     /// Predicts many candidates: `rows` is scratch space for their feature
@@ -206,11 +200,7 @@ impl Model {
         out.clear();
         out.resize(rows.len() / self.features.len().max(1), 0.0);
         self.forest.predict_batch(rows, out);
-        if self.manifest.floor.is_some() {
-            for value in out.iter_mut() {
-                *value = self.floored(*value);
-            }
-        }
+        Floor::apply_to_all(self.manifest.floor, out);
     }
 
     /// The interval of a prediction for a candidate with `proxies` (as
