@@ -111,13 +111,15 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
     let train_idx: Vec<usize> = (0..set.len()).step_by(3).collect();
     // A forest (LightGBM averages its trees), a booster, the recipe's
     // blend of a forest and a booster (one model text made of two), and the
-    // additive model (its stumps summed per split) alone and blended.
+    // additive model (its stumps summed per split) alone and blended, also
+    // with the one-hot booster.
     for choice in [
         "forest",
         "boosted",
         "forest+boosted_small",
         "additive",
         "additive+boosted_small",
+        "additive+boosted_small+onehot_boosted",
     ] {
         let mut config = TrainConfig::with_rounds(200);
         config.recipe.choices = vec![Choice::named(choice).unwrap()];
@@ -243,7 +245,7 @@ fn our_evaluator_equals_lightgbm_on_a_model_switched_by_proxies() {
             .any(|n| n == nasperf::features::PROXIES_SENT_FEATURE)
     );
     let train_idx: Vec<usize> = (0..set.len()).step_by(8).collect();
-    for choice in ["boosted", "forest+boosted_small"] {
+    for choice in ["boosted", "forest+proxies_forest+boosted_small"] {
         let mut config = TrainConfig::with_rounds(100);
         config.recipe.choices = vec![Choice::named(choice).unwrap()];
         let fitted = fit(&set, &train_idx, &config).unwrap();

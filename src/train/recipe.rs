@@ -58,9 +58,8 @@ fn data_err(message: String) -> TrainError {
 pub struct Candidate {
     pub name: &'static str,
     params: Value,
-    /// Splits only on the features whose names start with this (LightGBM's
-    /// `feature_penalty` scales every other feature's gain to zero), or on
-    /// every feature. A candidate whose features are absent from a table
+    /// Splits only on the features whose names start with this (trained on
+    /// those columns, [`blend::widen`]), or on every feature. A candidate whose features are absent from a table
     /// is not tried on it.
     reads_only: Option<&'static str>,
     /// Tried only where those features determine the target: every two
@@ -236,17 +235,6 @@ impl Candidate {
         repeats >= DETERMINED_MIN_REPEATS
     }
 
-    /// LightGBM's `feature_penalty`: 1 for a feature this candidate may
-    /// split on, 0 for any other; `None` when it reads every feature.
-    fn feature_penalty(&self, names: &[String]) -> Option<String> {
-        let prefix = self.reads_only?;
-        let weights: Vec<&str> = names
-            .iter()
-            .map(|n| if n.starts_with(prefix) { "1" } else { "0" })
-            .collect();
-        Some(weights.join(","))
-    }
-
     /// Every candidate by name, for `nasperf eval --candidates`.
     pub fn all() -> Vec<Candidate> {
         vec![
@@ -256,11 +244,39 @@ impl Candidate {
             Self::additive(),
             Self::counts_additive(),
             Self::counts_boosted(),
+            Self::proxies_forest(),
+            Self::onehot_boosted(),
         ]
     }
 
     pub fn named(name: &str) -> Option<Candidate> {
         Self::all().into_iter().find(|c| c.name == name)
+    }
+
+    /// [`Candidate::forest`] on the zero-cost proxies alone. With a few
+    /// dozen rows, the 60-odd graph features dilute the forest's splits;
+    /// under attack, accuracy follows the proxies more than the graph
+    /// (the reference's best at N = 32 is often a forest on proxies).
+    pub fn proxies_forest() -> Self {
+        Self {
+            name: "proxies_forest",
+            reads_only: Some(PROXY_FEATURE_PREFIX),
+            ..Self::forest()
+        }
+    }
+
+    /// [`Candidate::boosted`] on which op sits on which edge alone. With a
+    /// thousand rows, the one-hot describes a cell completely and a booster
+    /// learns the interactions of its ops that a sum misses; FLOPs and the
+    /// path features add only other ways to split the same cells (edge-GPU
+    /// latency at N = 1024: 0.893 against 0.890 on every feature,
+    /// `docs/quality.md`).
+    pub fn onehot_boosted() -> Self {
+        Self {
+            name: "onehot_boosted",
+            reads_only: Some(ONEHOT_PREFIX),
+            ..Self::boosted()
+        }
     }
 
     /// LightGBM's random-forest mode: deep trees on bootstrap-like row
@@ -333,11 +349,28 @@ impl Candidate {
             )));
         }
         let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-        let mut params = self.params(y.len(), seed, rounds);
-        if let (Some(penalty), Some(map)) = (self.feature_penalty(names), params.as_object_mut()) {
-            map.insert("feature_penalty".into(), Value::String(penalty));
-        }
-        let text = lightgbm::train(x, &labels, names, &self.dataset_params(y.len()), &params)?;
+        let params = self.params(y.len(), seed, rounds);
+        let dataset_params = self.dataset_params(y.len());
+        let text = match self.reads_only {
+            // Trained on its columns alone and widened to the table's: the
+            // trees LightGBM grows with every other column's gain zeroed
+            // (`feature_penalty`), up to which columns a tree samples, but
+            // several times faster: histograms of a few columns, not of all.
+            Some(prefix) => {
+                let columns: Vec<usize> = (0..names.len())
+                    .filter(|&j| names[j].starts_with(prefix))
+                    .collect();
+                let narrow_names: Vec<String> = columns.iter().map(|&j| names[j].clone()).collect();
+                let mut narrow = Vec::with_capacity(columns.len() * y.len());
+                for row in x.chunks_exact(names.len()) {
+                    narrow.extend(columns.iter().map(|&j| row[j]));
+                }
+                let text =
+                    lightgbm::train(&narrow, &labels, &narrow_names, &dataset_params, &params)?;
+                blend::widen(&text, &columns, names).map_err(|e| data_err(e.to_string()))?
+            }
+            None => lightgbm::train(x, &labels, names, &dataset_params, &params)?,
+        };
         if self.grows_stumps() {
             // Stumps on binary features repeat the same few splits; summed,
             // they serve from a few dozen trees instead of a thousand.
@@ -367,6 +400,24 @@ impl Choice {
         names.join("+")
     }
 
+    /// This choice for rows whose proxies are blanked: without the members
+    /// that read only the proxies, which would learn a constant there and
+    /// pull the mean toward it. A choice of such members alone becomes the
+    /// forest, the recipe's model for rows that are few and unlike.
+    pub fn without_proxy_only_members(&self) -> Choice {
+        let members: Vec<Candidate> = self
+            .members
+            .iter()
+            .filter(|m| m.reads_only != Some(PROXY_FEATURE_PREFIX))
+            .cloned()
+            .collect();
+        if members.is_empty() {
+            Choice::single(Candidate::forest())
+        } else {
+            Choice { members }
+        }
+    }
+
     /// Parses a name as [`Choice::name`] writes it.
     pub fn named(name: &str) -> Option<Choice> {
         let members = name
@@ -386,26 +437,37 @@ impl Choice {
     /// - with the one-hot of the cell as sent (other hardware costs), the
     ///   mean of the additive model and a small booster: costs are close to
     ///   additive over the ops, and the booster adds what the sum misses;
-    /// - otherwise the mean of a forest and a small booster, which ranks
-    ///   better than either where rows are few (their errors differ).
+    /// - with the zero-cost proxies (accuracy and robustness), the mean of
+    ///   a forest, a forest on the proxies alone and a small booster: three
+    ///   models whose errors differ, which ranks better than any of them
+    ///   where rows are few;
+    /// - otherwise the mean of a forest and a small booster.
+    ///
+    /// Besides the single candidates, the one-hot booster and its mean with
+    /// the hardware default are options where a thousand rows show the
+    /// interactions of ops. The proxy forest alone is not an option: at 32
+    /// rows it switched in on noise and lost (`docs/quality.md`).
     ///
     /// `docs/quality.md` has the figures. Neither default is chosen by the
     /// inner cross-validation where rows are few: at 32 rows its figures
     /// are noise of ±0.12 (see `Recipe::select`).
     pub fn all() -> Vec<Choice> {
-        let mut all = vec![
-            Choice {
-                members: vec![Candidate::counts_additive(), Candidate::counts_boosted()],
-            },
-            Choice {
-                members: vec![Candidate::additive(), Candidate::boosted_small()],
-            },
-            Choice {
-                members: vec![Candidate::forest(), Candidate::boosted_small()],
-            },
-        ];
-        all.extend(Candidate::all().into_iter().map(Choice::single));
-        all
+        use Candidate as C;
+        let mean = |members: Vec<Candidate>| Choice { members };
+        vec![
+            mean(vec![C::counts_additive(), C::counts_boosted()]),
+            mean(vec![C::additive(), C::boosted_small()]),
+            mean(vec![C::forest(), C::proxies_forest(), C::boosted_small()]),
+            mean(vec![C::forest(), C::boosted_small()]),
+            Choice::single(C::forest()),
+            Choice::single(C::boosted_small()),
+            Choice::single(C::boosted()),
+            Choice::single(C::additive()),
+            Choice::single(C::onehot_boosted()),
+            mean(vec![C::additive(), C::boosted_small(), C::onehot_boosted()]),
+            Choice::single(C::counts_additive()),
+            Choice::single(C::counts_boosted()),
+        ]
     }
 }
 
@@ -479,6 +541,12 @@ impl Recipe {
         json!({
             "chosen": fitted.chosen,
             "members": members,
+            // The trees for candidates without every proxy
+            // (`Choice::without_proxy_only_members`), where a model reads them.
+            "chosen_without_proxies": fitted
+                .interval_half_width_without_proxies
+                .and(chosen)
+                .map(|c| c.without_proxy_only_members().name()),
             "inner_cv": {
                 "folds": self.folds,
                 "rows": fitted.cv_rows,
@@ -603,8 +671,9 @@ impl Recipe {
             }
             row[sent] = 0.0;
         }
-        let without_text = self.fit_choice(choice, &blank, names, y, seed)?;
-        let mut residuals = self.split_residuals(choice, &blank, names, y, seed, with.floor)?;
+        let choice = choice.without_proxy_only_members();
+        let without_text = self.fit_choice(&choice, &blank, names, y, seed)?;
+        let mut residuals = self.split_residuals(&choice, &blank, names, y, seed, with.floor)?;
         let without_half_width = conformal_quantile(&mut residuals, self.coverage);
         let threshold = EVERY_PROXY - 0.5;
         let guard = |text: &str, side| {
@@ -1096,10 +1165,82 @@ mod tests {
         let mut pred = vec![0.0; y.len()];
         forest.predict_batch(&x, &mut pred);
         assert!(metrics::kendall_tau_b(&pred, &y) > 0.999);
-        assert!(
-            Candidate::additive().feature_penalty(&names).as_deref() == Some("0,1,1,1,1,1"),
-            "flops gets no gain"
+    }
+
+    /// Rows of two proxies, one graph feature and `proxies.sent` (every
+    /// proxy sent); the target follows the graph feature and the first
+    /// proxy.
+    fn proxy_rows(n: usize) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+        let names: Vec<String> = vec![
+            format!("{PROXY_FEATURE_PREFIX}synflow"),
+            format!("{PROXY_FEATURE_PREFIX}jacov"),
+            "flops".into(),
+            PROXIES_SENT_FEATURE.into(),
+        ];
+        let (x3, y) = noisy(n, 11);
+        let mut x = Vec::with_capacity(4 * n);
+        for (row, &target) in x3.chunks_exact(3).zip(&y) {
+            x.extend([target + row[1], row[2], row[0], EVERY_PROXY]);
+        }
+        (names, x, y)
+    }
+
+    #[test]
+    fn the_proxy_forest_reads_only_the_proxies_and_is_left_out_without_them() {
+        let (names, x, y) = proxy_rows(64);
+        let text = Candidate::proxies_forest()
+            .fit(&x, &names, &y, 3, 60)
+            .expect("fit");
+        let mut splits = 0;
+        for line in text.lines() {
+            let Some(features) = line.strip_prefix("split_feature=") else {
+                continue;
+            };
+            for f in features.split_whitespace() {
+                let name = &names[f.parse::<usize>().expect("feature index")];
+                assert!(name.starts_with(PROXY_FEATURE_PREFIX), "split on {name}");
+                splits += 1;
+            }
+        }
+        assert!(splits > 0, "the proxies rank the rows: the forest splits");
+
+        let three = Choice::named("forest+proxies_forest+boosted_small").expect("a choice");
+        assert_eq!(
+            three.without_proxy_only_members().name(),
+            "forest+boosted_small"
         );
+        let alone = Choice::named("proxies_forest").expect("a choice");
+        assert_eq!(alone.without_proxy_only_members().name(), "forest");
+
+        // The served model's trees for candidates without proxies are the
+        // forest and the booster's, unshrunk by a proxy forest that learned
+        // a constant from blanked rows.
+        let recipe = Recipe {
+            choices: vec![three],
+            ..Recipe::with_rounds(60)
+        };
+        let fitted = recipe.fit(&x, &names, &y, 3).expect("fit");
+        let description = recipe.describe(&fitted, y.len(), 3);
+        assert_eq!(
+            description["chosen_without_proxies"],
+            json!("forest+boosted_small")
+        );
+        let mut blank = x.clone();
+        for row in blank.chunks_exact_mut(names.len()) {
+            row[0] = f64::NAN;
+            row[1] = f64::NAN;
+            row[3] = 0.0;
+        }
+        let two = Choice::named("forest+boosted_small").expect("a choice");
+        let direct = Forest::parse(&recipe.fit_choice(&two, &blank, &names, &y, 3).expect("fit"))
+            .expect("parse");
+        for row in blank.chunks_exact(names.len()) {
+            let (served, expected) = (fitted.predict(row), direct.predict(row));
+            assert!(
+                (served - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+                "{served} against {expected}"
+            );
+        }
     }
 
     #[test]
@@ -1119,8 +1260,9 @@ mod tests {
         assert_eq!(recipe.choices[0].name(), "counts_additive+counts_boosted");
         assert_eq!(recipe.choices[1].name(), "additive+boosted_small");
         for (choice, tau) in recipe.choices.iter().zip(&fitted.cv_kendall_tau) {
-            let reads_features_absent =
-                choice.name().contains("additive") || choice.name().contains("counts");
+            let reads_features_absent = ["additive", "counts", "proxies", "onehot"]
+                .iter()
+                .any(|reads| choice.name().contains(reads));
             assert_eq!(
                 tau.is_nan(),
                 reads_features_absent,

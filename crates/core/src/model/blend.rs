@@ -257,6 +257,78 @@ pub fn merge_stumps(text: &str) -> Result<String, ForestError> {
     Ok(text_out)
 }
 
+/// `text`, a model trained on some of the columns of a table, as a model of
+/// every column: `columns[i]` is the column of the table that the model's
+/// feature `i` was, and `names` are the table's feature names. The trees
+/// are the same; their splits name the table's columns, and the columns
+/// the model never saw are unused features (`none` in `feature_infos`, as
+/// LightGBM writes for a feature no tree can split on).
+///
+/// Why: a candidate that may split on a few columns only (the one-hot of
+/// the cell, the op counts, the proxies) trains several times faster on
+/// those columns than on all of them with the others' gain zeroed, and the
+/// served model still reads the table's rows as they are.
+pub fn widen(text: &str, columns: &[usize], names: &[String]) -> Result<String, ForestError> {
+    let narrow = Forest::parse(text)?;
+    if narrow.feature_names().len() != columns.len() {
+        return err(format!(
+            "a model of {} features widened by {} columns",
+            narrow.feature_names().len(),
+            columns.len()
+        ));
+    }
+    if let Some(&c) = columns.iter().find(|&&c| c >= names.len()) {
+        return err(format!("column {c} of a table of {}", names.len()));
+    }
+    let mut out = String::with_capacity(text.len() + 16 * names.len());
+    let mut in_trees = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("Tree=") {
+            in_trees = true;
+        } else if trimmed.starts_with("end of trees") {
+            // What follows (importances, parameters) names features by
+            // name, which are the table's names too.
+            in_trees = false;
+        }
+        let widened = if let Some(features) = trimmed.strip_prefix("split_feature=") {
+            let mapped = features
+                .split_whitespace()
+                .map(|f| {
+                    f.parse::<usize>()
+                        .ok()
+                        .and_then(|i| columns.get(i))
+                        .map(usize::to_string)
+                        .ok_or_else(|| ForestError(format!("split_feature {f:?} is not a feature")))
+                })
+                .collect::<Result<Vec<String>, _>>()?;
+            Some(format!("split_feature={}", mapped.join(" ")))
+        } else if in_trees {
+            None
+        } else if trimmed.starts_with("max_feature_idx=") {
+            Some(format!("max_feature_idx={}", names.len().saturating_sub(1)))
+        } else if trimmed.starts_with("feature_names=") {
+            Some(format!("feature_names={}", names.join(" ")))
+        } else if let Some(infos) = trimmed.strip_prefix("feature_infos=") {
+            let infos: Vec<&str> = infos.split_whitespace().collect();
+            let mut wide = vec!["none"; names.len()];
+            for (&column, info) in columns.iter().zip(infos) {
+                wide[column] = info;
+            }
+            Some(format!("feature_infos={}", wide.join(" ")))
+        } else if trimmed.starts_with("tree_sizes=") {
+            // The trees' byte sizes change with their split features.
+            continue;
+        } else {
+            None
+        };
+        out.push_str(widened.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    Forest::parse(&out)?;
+    Ok(out)
+}
+
 /// Which side of a guard's threshold a guarded tree answers on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -433,6 +505,43 @@ fn guard_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_widened_model_reads_the_table_and_predicts_as_the_narrow_one() {
+        let narrow = model(false, ["1 2", "10 20"]);
+        let names: Vec<String> = ["x", "a", "y", "b"].map(String::from).to_vec();
+        let wide = widen(&narrow, &[1, 3], &names).expect("widen");
+        assert!(!wide.contains("tree_sizes"));
+        assert!(
+            wide.contains("feature_infos=none [0:1] none [0:1]"),
+            "{wide}"
+        );
+        let (narrow, wide) = (
+            Forest::parse(&narrow).expect("parse"),
+            Forest::parse(&wide).expect("parse"),
+        );
+        assert_eq!(wide.feature_names(), &names[..]);
+        for (a, b) in [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)] {
+            // The columns the narrow model never saw change nothing.
+            for other in [-5.0, f64::NAN] {
+                assert_eq!(
+                    wide.predict(&[other, a, other, b]),
+                    narrow.predict(&[a, b]),
+                    "a={a} b={b}"
+                );
+            }
+        }
+        let two: Vec<String> = ["a", "b"].map(String::from).to_vec();
+        let text = model(false, ["1 2", "10 20"]);
+        assert!(
+            widen(&text, &[0], &names).is_err(),
+            "one column for two features"
+        );
+        assert!(
+            widen(&text, &[0, 2], &two).is_err(),
+            "a column beyond the table"
+        );
+    }
 
     fn model(average: bool, leaves: [&str; 2]) -> String {
         format!(
