@@ -12,7 +12,9 @@
 //! refitted on every row. Hardware costs get an additive model besides
 //! ([`Candidate::additive`]): they are close to a sum of one cost per edge
 //! and op; where the op counts determine a cost, models of the counts alone
-//! ([`Candidate::counts_additive`]). Where many rows sit on the target's
+//! ([`Candidate::counts_additive`]). Tables with zero-cost proxies get a
+//! forest on the proxies alone in their default mean
+//! ([`Candidate::proxies_forest`]). Where many rows sit on the target's
 //! minimum (0% accuracy under a strong attack), predictions below a
 //! threshold are that minimum ([`Floor`], chosen like the rest on the
 //! out-of-fold rows). The same recipe serves `nasperf eval`, `nasperf
