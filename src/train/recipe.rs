@@ -61,8 +61,8 @@ pub struct Candidate {
     pub name: &'static str,
     params: Value,
     /// Splits only on the features whose names start with this (trained on
-    /// those columns, [`blend::widen`]), or on every feature. A candidate whose features are absent from a table
-    /// is not tried on it.
+    /// those columns, [`blend::widen`]), or on every feature. A candidate
+    /// whose features are absent from a table is not tried on it.
     reads_only: Option<&'static str>,
     /// Tried only where those features determine the target: every two
     /// training rows that agree on them agree on the target
