@@ -214,9 +214,7 @@ impl Candidate {
             return true;
         };
         let width = names.len();
-        let columns: Vec<usize> = (0..width)
-            .filter(|&j| names[j].starts_with(prefix))
-            .collect();
+        let columns = columns_with_prefix(names, prefix);
         let mut first_target: std::collections::HashMap<Vec<u64>, f64> =
             std::collections::HashMap::with_capacity(y.len());
         let mut repeats = 0;
@@ -359,9 +357,7 @@ impl Candidate {
             // (`feature_penalty`), up to which columns a tree samples, but
             // several times faster: histograms of a few columns, not of all.
             Some(prefix) => {
-                let columns: Vec<usize> = (0..names.len())
-                    .filter(|&j| names[j].starts_with(prefix))
-                    .collect();
+                let columns = columns_with_prefix(names, prefix);
                 let narrow_names: Vec<String> = columns.iter().map(|&j| names[j].clone()).collect();
                 let mut narrow = Vec::with_capacity(columns.len() * y.len());
                 for row in x.chunks_exact(names.len()) {
@@ -1024,6 +1020,13 @@ fn gather_y(y: &[f64], idx: &[usize]) -> Vec<f64> {
     idx.iter().map(|&i| y[i]).collect()
 }
 
+/// The indices of the features whose names start with `prefix`.
+fn columns_with_prefix(names: &[String], prefix: &str) -> Vec<usize> {
+    (0..names.len())
+        .filter(|&j| names[j].starts_with(prefix))
+        .collect()
+}
+
 /// The largest useful leaf size for `rows` training rows: an eighth of
 /// them, at least 1.
 fn leaf_cap(rows: usize) -> u64 {
@@ -1136,6 +1139,19 @@ mod tests {
         (names, x, y)
     }
 
+    /// The features each tree of a model text splits on, tree by tree.
+    fn split_features(text: &str) -> Vec<Vec<usize>> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("split_feature="))
+            .map(|features| {
+                features
+                    .split_whitespace()
+                    .map(|f| f.parse().expect("feature index"))
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn the_additive_candidate_splits_only_on_the_one_hot_features() {
         let (names, x, y) = additive_costs(48);
@@ -1143,15 +1159,8 @@ mod tests {
             .fit(&x, &names, &y, 1, 60)
             .expect("fit");
         let mut splits = 0;
-        for line in text.lines() {
-            let Some(features) = line.strip_prefix("split_feature=") else {
-                continue;
-            };
-            let features: Vec<usize> = features
-                .split_whitespace()
-                .map(|f| f.parse().expect("feature index"))
-                .collect();
-            assert_eq!(features.len(), 1, "a stump has one split: {line}");
+        for features in split_features(&text) {
+            assert_eq!(features.len(), 1, "a stump has one split: {features:?}");
             assert!(
                 names[features[0]].starts_with(ONEHOT_PREFIX),
                 "split on {}",
@@ -1194,15 +1203,10 @@ mod tests {
             .fit(&x, &names, &y, 3, 60)
             .expect("fit");
         let mut splits = 0;
-        for line in text.lines() {
-            let Some(features) = line.strip_prefix("split_feature=") else {
-                continue;
-            };
-            for f in features.split_whitespace() {
-                let name = &names[f.parse::<usize>().expect("feature index")];
-                assert!(name.starts_with(PROXY_FEATURE_PREFIX), "split on {name}");
-                splits += 1;
-            }
+        for feature in split_features(&text).into_iter().flatten() {
+            let name = &names[feature];
+            assert!(name.starts_with(PROXY_FEATURE_PREFIX), "split on {name}");
+            splits += 1;
         }
         assert!(splits > 0, "the proxies rank the rows: the forest splits");
 
