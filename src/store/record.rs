@@ -215,35 +215,42 @@ fn validate(
 /// `$1`. sqlx's `Any` driver passes SQL through unchanged, and both backends
 /// read `$N`.
 fn values(rows: usize, cols: usize) -> String {
-    values_with_casts(rows, cols, &[])
+    rows_of(rows, &vec!["?"; cols])
 }
 
-/// [`values`], with the columns in `casts` (index, SQL type) cast
-/// explicitly. A column that may be NULL needs it: sqlx's Any driver sends
-/// a NULL without a type, PostgreSQL then prepares the statement with a
-/// type of its own choosing, and a later non-NULL value on the same cached
-/// statement fails with "incorrect binary data format".
-fn values_with_casts(rows: usize, cols: usize, casts: &[(usize, &str)]) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
+/// `rows` rows of the column expressions in `columns`, each `?` in them
+/// replaced by the next placeholder, `$1` onwards, row by row.
+fn rows_of(rows: usize, columns: &[&str]) -> String {
+    let mut s = String::with_capacity(rows * columns.len() * 6);
+    let mut n = 0;
     for r in 0..rows {
         if r > 0 {
             s.push_str(", ");
         }
         s.push('(');
-        for c in 0..cols {
+        for (c, column) in columns.iter().enumerate() {
             if c > 0 {
                 s.push_str(", ");
             }
-            let n = r * cols + c + 1;
-            match casts.iter().find(|(i, _)| *i == c) {
-                Some((_, ty)) => s.push_str(&format!("CAST(${n} AS {ty})")),
-                None => s.push_str(&format!("${n}")),
+            for (i, part) in column.split('?').enumerate() {
+                if i > 0 {
+                    n += 1;
+                    s.push_str(&format!("${n}"));
+                }
+                s.push_str(part);
             }
         }
         s.push(')');
     }
     s
 }
+
+/// The budget column: a flag and a number rather than an optional number.
+/// sqlx's Any driver (0.8.6) sends a missing `f64` as a NULL `float4`; a
+/// statement prepared with that, and cached by its text, then fails the
+/// next row that has a budget (22P03, "incorrect binary data format").
+/// Both placeholders here always carry the same types.
+const BUDGET: &str = "CASE WHEN ? THEN ? END";
 
 /// `$k, $k+1, ...` for an `IN (...)` list of `n` binds starting at `$start`.
 fn list(start: usize, n: usize) -> String {
@@ -308,8 +315,10 @@ pub(super) async fn record(
                 "INSERT INTO evaluations (study_id, architecture_id, objective, value, budget, worker, recorded_at, \
                  idempotency_key, payload_sha256, excluded) VALUES {} \
                  ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key",
-                // budget (column 4) may be NULL.
-                values_with_casts(chunk.len(), 10, &[(4, "DOUBLE PRECISION")])
+                rows_of(
+                    chunk.len(),
+                    &["?", "?", "?", "?", BUDGET, "?", "?", "?", "?", "?"]
+                )
             );
             let mut q = sqlx::query(&sql);
             for v in chunk {
@@ -319,7 +328,8 @@ pub(super) async fn record(
                     .bind(arch)
                     .bind(v.objective.as_str())
                     .bind(v.value)
-                    .bind(v.budget)
+                    .bind(v.budget.is_some())
+                    .bind(v.budget.unwrap_or_default())
                     .bind(v.worker.as_str())
                     .bind(recorded_at)
                     .bind(v.key.as_str())
@@ -497,5 +507,9 @@ mod tests {
     fn placeholders_are_numbered_row_by_row() {
         assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(list(2, 3), "$2, $3, $4");
+        assert_eq!(
+            rows_of(2, &["?", BUDGET]),
+            "($1, CASE WHEN $2 THEN $3 END), ($4, CASE WHEN $5 THEN $6 END)"
+        );
     }
 }
