@@ -74,6 +74,9 @@ pub struct Candidate {
 /// candidate's rounds (trees, for the forest) by `rounds / DEFAULT_ROUNDS`.
 pub const DEFAULT_ROUNDS: u32 = 600;
 
+/// Bins per feature ([`Candidate::dataset_params`]).
+const MAX_BIN: u32 = 63;
+
 impl Candidate {
     /// A configuration of one's own: LightGBM parameters for an identity
     /// objective (the recipe adds the seed, threads and determinism).
@@ -323,11 +326,23 @@ impl Candidate {
         p
     }
 
+    /// LightGBM's dataset parameters for `rows` training rows.
+    ///
+    /// 63 bins a feature instead of LightGBM's 255: with a thousand rows,
+    /// finding splits over the bins is most of a tree's time (perf: the
+    /// per-bin scans, histogram fixing and clearing, over half of a forest's
+    /// fit), and coarser bins rank no worse. At N = 1024 on CIFAR-10
+    /// accuracy, FGSM and PGD (4 seeds, `docs/quality.md`): the forest's
+    /// time -37%, the proxy forest's -48%, the booster's -30%, and every
+    /// Kendall tau equal or up to 0.002 higher. The whole report of
+    /// `docs/quality.md` took 338 s instead of 680 s. Below 64 rows a
+    /// feature has fewer distinct values than that anyway.
     pub fn dataset_params(&self, rows: usize) -> Value {
         json!({
             "min_data_in_leaf": leaf_cap(rows).min(5),
             "feature_pre_filter": false,
             "min_data_in_bin": 1,
+            "max_bin": MAX_BIN,
             "verbosity": -1,
         })
     }
