@@ -112,7 +112,7 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
     // A forest (LightGBM averages its trees), a booster, the recipe's
     // blend of a forest and a booster (one model text made of two), and the
     // additive model (its stumps summed per split) alone and blended, also
-    // with the one-hot booster.
+    // with the one-hot booster and with the per-op costs.
     for choice in [
         "forest",
         "boosted",
@@ -120,6 +120,7 @@ fn our_evaluator_equals_lightgbm_on_every_cell() {
         "additive",
         "additive+boosted_small",
         "additive+boosted_small+onehot_boosted",
+        "op_costs+additive+boosted_small",
     ] {
         let mut config = TrainConfig::with_rounds(200);
         config.recipe.choices = vec![Choice::named(choice).unwrap()];

@@ -168,6 +168,19 @@ impl Candidate {
         }
     }
 
+    /// [`Candidate::counts_additive`] on any table with the counts, as one
+    /// member of a mean: one cost per op wherever it sits. Where an op
+    /// costs about the same on every edge (Raspberry Pi latency), 32 rows
+    /// estimate five costs far better than thirty; where the edge matters
+    /// (edge-GPU latency), the one-hot members of the mean carry that.
+    pub fn op_costs() -> Self {
+        Self {
+            name: "op_costs",
+            needs_determined_target: false,
+            ..Self::counts_additive()
+        }
+    }
+
     /// [`Candidate::boosted_small`] on the op counts of the cell as sent
     /// only, tried where they determine the target: a function of the
     /// counts that need not be a sum (Eyeriss arithmetic intensity is a
@@ -249,6 +262,7 @@ impl Candidate {
             Self::counts_boosted(),
             Self::proxies_forest(),
             Self::onehot_boosted(),
+            Self::op_costs(),
         ]
     }
 
@@ -448,8 +462,10 @@ impl Choice {
     ///   per-op costs and a small booster for what the sum misses, both
     ///   functions of the counts alone, so they tie where the truth does;
     /// - with the one-hot of the cell as sent (other hardware costs), the
-    ///   mean of the additive model and a small booster: costs are close to
-    ///   additive over the ops, and the booster adds what the sum misses;
+    ///   mean of a cost per op, a cost per op and edge and a small booster:
+    ///   costs are close to additive over the ops, the per-op sum learns
+    ///   from few rows what the per-edge one needs many for, and the
+    ///   booster adds what both miss;
     /// - with the zero-cost proxies (accuracy and robustness), the mean of
     ///   a forest, a forest on the proxies alone and a small booster: three
     ///   models whose errors differ, which ranks better than any of them
@@ -469,6 +485,7 @@ impl Choice {
         let mean = |members: Vec<Candidate>| Choice { members };
         vec![
             mean(vec![C::counts_additive(), C::counts_boosted()]),
+            mean(vec![C::op_costs(), C::additive(), C::boosted_small()]),
             mean(vec![C::additive(), C::boosted_small()]),
             mean(vec![C::forest(), C::proxies_forest(), C::boosted_small()]),
             mean(vec![C::forest(), C::boosted_small()]),
@@ -1279,7 +1296,8 @@ mod tests {
         // Neither the additive model nor the default that holds it, nor the
         // count models (the table has no counts).
         assert_eq!(recipe.choices[0].name(), "counts_additive+counts_boosted");
-        assert_eq!(recipe.choices[1].name(), "additive+boosted_small");
+        assert_eq!(recipe.choices[1].name(), "op_costs+additive+boosted_small");
+        assert_eq!(recipe.choices[2].name(), "additive+boosted_small");
         for (choice, tau) in recipe.choices.iter().zip(&fitted.cv_kendall_tau) {
             let reads_features_absent = ["additive", "counts", "proxies", "onehot"]
                 .iter()
