@@ -541,26 +541,7 @@ async fn one_postgres_connection_takes_a_budget_after_a_report_without_one() {
     let store = Store::open_with_pool(Some(&database.url), std::path::Path::new("unused"), 1)
         .await
         .expect("open postgres store");
-    for (i, budget) in [None, Some(12.0), None, Some(200.0)]
-        .into_iter()
-        .enumerate()
-    {
-        let mut e = eval(&format!("b{i}"), CELLS[i % CELLS.len()], 50.0 + i as f64);
-        e.budget = budget;
-        assert_eq!(
-            store.record(&[e]).await.expect("record"),
-            vec![RecordOutcome::Stored],
-            "report {i}"
-        );
-    }
-    let budgets: Vec<Option<f64>> = store
-        .list_evaluations(&EvaluationFilter::default())
-        .await
-        .expect("list")
-        .iter()
-        .map(|r| r.budget)
-        .collect();
-    assert_eq!(budgets, vec![None, Some(12.0), None, Some(200.0)]);
+    a_budget_may_be_missing_in_one_report_and_given_in_the_next(&store).await;
     store.close().await;
     database.drop().await;
 }
