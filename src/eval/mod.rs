@@ -124,6 +124,12 @@ pub struct Run {
     pub top_precision: f64,
     /// Share of test networks whose true value is inside the interval.
     pub coverage: f64,
+    /// Half the width of the interval the recipe calibrated.
+    pub interval_half_width: f64,
+    /// The half-width that would have held exactly the nominal share of
+    /// the test networks: the interval's target, to tell a calibration
+    /// that is off by a little width from one that is off by much.
+    pub held_out_half_width: f64,
     pub chosen: String,
     /// Each choice's out-of-fold Kendall tau in the recipe's inner
     /// cross-validation (null where it could not be tried), to see why a
@@ -274,6 +280,12 @@ pub fn run(
                             lower_is_better(&job.data.objective),
                         ),
                         coverage: metrics::coverage(&pred, &truth, fitted.interval_half_width),
+                        interval_half_width: fitted.interval_half_width,
+                        held_out_half_width: metrics::nominal_half_width(
+                            &pred,
+                            &truth,
+                            protocol.recipe.coverage,
+                        ),
                         inner_cv_kendall_tau: protocol
                             .recipe
                             .choices

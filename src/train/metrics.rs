@@ -169,6 +169,20 @@ pub fn coverage(pred: &[f64], truth: &[f64], half_width: f64) -> f64 {
     inside as f64 / pred.len() as f64
 }
 
+/// The least half-width whose interval around `pred` holds at least
+/// `coverage` of `truth`: the nominal quantile of the absolute residuals.
+/// NaN without samples.
+pub fn nominal_half_width(pred: &[f64], truth: &[f64], coverage: f64) -> f64 {
+    assert_eq!(pred.len(), truth.len(), "a half-width needs paired samples");
+    if pred.is_empty() {
+        return f64::NAN;
+    }
+    let mut residuals: Vec<f64> = pred.iter().zip(truth).map(|(p, t)| (p - t).abs()).collect();
+    residuals.sort_by(f64::total_cmp);
+    let rank = (residuals.len() as f64 * coverage).ceil() as usize;
+    residuals[rank.clamp(1, residuals.len()) - 1]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +237,17 @@ mod tests {
         let r = spearman_rho(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 3.0]);
         assert!((r - 0.8333333333333334).abs() < 1e-12, "{r}");
         assert_eq!(rmse(&[1.0, 3.0], &[1.0, 1.0]), 2f64.sqrt());
+    }
+
+    #[test]
+    fn the_nominal_half_width_is_the_least_that_covers_the_share() {
+        let truth: Vec<f64> = (0..10).map(f64::from).collect();
+        // Residuals 0, 1, ..., 9: 8 of 10 within 7, only 7 within 6.
+        let pred = vec![0.0; 10];
+        let width = nominal_half_width(&pred, &truth, 0.8);
+        assert_eq!(width, 7.0);
+        assert_eq!(coverage(&pred, &truth, width), 0.8);
+        assert!(coverage(&pred, &truth, width - 0.5) < 0.8);
+        assert!(nominal_half_width(&[], &[], 0.8).is_nan());
     }
 }
