@@ -27,5 +27,6 @@ pub mod service;
 pub mod shedding;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod train;

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::{
     cli::TrainArgs,
     objectives::{Objective, catalogue},
+    sync,
     train::{TrainConfig, load_all_proxies, train_objective, write_model},
 };
 
@@ -60,14 +61,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                     )
                     .and_then(|model| write_model(&args.out, &model).map(|()| model));
                     match outcome {
-                        Ok(model) => results
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(model.manifest),
-                        Err(e) => failures
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(format!("{}: {e}", objective.id)),
+                        Ok(model) => sync::lock(&results).push(model.manifest),
+                        Err(e) => sync::lock(&failures).push(format!("{}: {e}", objective.id)),
                     }
                     bar.inc(1);
                 }
@@ -76,7 +71,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     });
     bar.finish_with_message("done");
 
-    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut results = sync::into_inner(results);
     results.sort_by(|a, b| a.objective.cmp(&b.objective));
     println!(
         "{:<40} {:>7} {:>9} {:>9} {:>10}",
@@ -93,7 +88,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     println!("{} models written to {}", results.len(), args.out.display());
-    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    let failures = sync::into_inner(failures);
     if !failures.is_empty() {
         bail!(
             "{} objectives failed:\n{}",

@@ -31,6 +31,7 @@ pub use self::data::{Block, FeatureSet, Matrix, ObjectiveData, lower_is_better};
 use crate::{
     model::Floor,
     objectives::{Objective, ObjectiveKind},
+    sync::{self, lock},
     train::{SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe},
 };
 
@@ -319,7 +320,7 @@ pub fn run(
     if let Some(e) = lock(&failure).take() {
         return Err(e);
     }
-    let mut runs = runs.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut runs = sync::into_inner(runs);
     runs.sort_by(|a, b| {
         (&a.objective, &a.feature_set, a.train_size, a.seed).cmp(&(
             &b.objective,
@@ -328,23 +329,13 @@ pub fn run(
             b.seed,
         ))
     });
-    let mut scatters: Vec<Scatter> = scatters
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_values()
-        .collect();
+    let mut scatters: Vec<Scatter> = sync::into_inner(scatters).into_values().collect();
     scatters.sort_by(|a, b| a.objective.cmp(&b.objective));
     Ok(Outcome {
         runs,
         scatters,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// A poisoned lock only means another worker panicked; its data is still
-/// what it was, and the panic itself reaches the caller through the scope.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

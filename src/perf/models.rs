@@ -34,6 +34,7 @@ use crate::{
         SearchSpace, SearchSpaces,
         nb201::{Nb201, cell::Cell},
     },
+    sync::{self, lock},
     train::{self, SplitMix64, TrainConfig},
 };
 
@@ -86,11 +87,11 @@ pub fn retrain(
         }
     });
     let wall = started.elapsed().as_secs_f64();
-    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    let failures = sync::into_inner(failures);
     if !failures.is_empty() {
         bail!("training failed:\n{}", failures.join("\n"));
     }
-    let times = times.into_inner().unwrap_or_else(|p| p.into_inner());
+    let times = sync::into_inner(times);
 
     let mut figures = Vec::new();
     for id in reference {
@@ -166,10 +167,6 @@ fn fit_alone(
     let t = Instant::now();
     train::fit(&set, &order[n_test..], config)?;
     Ok((set.len(), t.elapsed().as_secs_f64()))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What the in-process and gRPC benchmarks share: the loaded models and

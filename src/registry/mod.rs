@@ -36,6 +36,7 @@ use crate::{
     model::{MANIFEST_SUFFIX, Manifest, Model, ModelError, sha256_hex},
     space::SearchSpaces,
     store::DEFAULT_STUDY,
+    sync::lock,
 };
 
 /// What the registry knows about one objective.
@@ -194,10 +195,7 @@ impl Registry {
         };
         let manifests = find_manifests(dir)?;
         let old = self.snapshot();
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = lock(&self.seen);
         let mut next = BTreeMap::new();
         let mut report = ReloadReport::default();
 

@@ -16,6 +16,7 @@ use super::{ModelSet, ObjectiveEntry, Registry, ReloadReport};
 use crate::{
     model::Model,
     store::{Store, StoreError, StoreHandle, models::MODELS_CHANNEL},
+    sync::lock,
 };
 
 impl Registry {
@@ -40,10 +41,7 @@ impl Registry {
                 .model
                 .as_ref()
                 .is_some_and(|m| m.manifest.version == v.version);
-            let refused_before = self
-                .refused
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            let refused_before = lock(&self.refused)
                 .get(&key)
                 .is_some_and(|r| *r == v.version);
             if same || refused_before {
@@ -69,10 +67,7 @@ impl Registry {
                         previous = previous.model.as_ref().map(|m| m.manifest.version.as_str()).unwrap_or("none"),
                         "model loaded from the store"
                     );
-                    self.refused
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&key);
+                    lock(&self.refused).remove(&key);
                     report.loaded.push(label);
                     ObjectiveEntry {
                         model: Some(Arc::new(model)),
@@ -87,10 +82,7 @@ impl Registry {
                         error = %message,
                         "model refused; the previous version keeps serving"
                     );
-                    self.refused
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(key, v.version.clone());
+                    lock(&self.refused).insert(key, v.version.clone());
                     report.refused.push(label);
                     ObjectiveEntry {
                         model: previous.model,
