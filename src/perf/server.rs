@@ -1,12 +1,13 @@
-//! A `nasperf serve` child process for the benchmarks: the real binary on a
-//! real loopback socket, so that latency includes the transport and memory
-//! is the server's alone, not the load generator's.
+//! A `nasperf serve` child process for the benchmarks and the tests: the
+//! real binary on a real loopback socket, so that latency includes the
+//! transport and memory is the server's alone, not the load generator's.
 
 use std::{
+    ffi::OsStr,
     io::BufRead,
     path::Path,
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{Arc, Mutex, mpsc},
     time::Duration,
 };
 
@@ -18,9 +19,12 @@ use tonic_health::pb::{
 
 /// A running server; killed when dropped.
 pub struct ServerProcess {
-    child: Child,
+    /// The process itself, for tests that kill it or wait for its exit.
+    pub child: Child,
     pub addr: String,
     pub channel: Channel,
+    /// Every JSON line the server logged so far.
+    pub logs: Arc<Mutex<Vec<serde_json::Value>>>,
     _data_dir: tempfile::TempDir,
 }
 
@@ -34,7 +38,16 @@ impl Drop for ServerProcess {
 impl ServerProcess {
     /// Starts `exe serve` on 127.0.0.1:0 with a data folder of its own and
     /// `args` added, and waits until health says SERVING.
-    pub async fn start(exe: &Path, args: &[String]) -> anyhow::Result<ServerProcess> {
+    pub async fn start(exe: &Path, args: &[impl AsRef<OsStr>]) -> anyhow::Result<ServerProcess> {
+        Self::start_with_env(exe, args, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with environment variables set.
+    pub async fn start_with_env(
+        exe: &Path,
+        args: &[impl AsRef<OsStr>],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<ServerProcess> {
         let data_dir = tempfile::tempdir().context("a data folder for the server")?;
         let mut child = Command::new(exe)
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
@@ -47,14 +60,17 @@ impl ServerProcess {
             // The address is read from the info-level start-up line, whatever
             // filter the benchmark itself runs with.
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
         let stderr = child.stderr.take().context("the server's stderr")?;
         let (addr_tx, addr_rx) = mpsc::channel();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
         // Reads every log line until the server exits, so that it never
-        // blocks on a full pipe; only the address is kept.
+        // blocks on a full pipe.
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
                 .lines()
@@ -68,6 +84,7 @@ impl ServerProcess {
                 {
                     let _ = addr_tx.send(addr.to_owned());
                 }
+                crate::sync::lock(&sink).push(v);
             }
         });
         let addr = match addr_rx.recv_timeout(Duration::from_secs(120)) {
@@ -86,6 +103,7 @@ impl ServerProcess {
             child,
             addr,
             channel,
+            logs,
             _data_dir: data_dir,
         };
         server.wait_until_serving(Duration::from_secs(120)).await?;

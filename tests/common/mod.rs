@@ -251,20 +251,20 @@ pub async fn wait_until_serving(
 }
 
 /// A `nasperf serve` process (the binary under test) on 127.0.0.1:0 with
-/// JSON logs and a data folder of its own; killed when dropped.
-pub struct ServerProcess {
-    pub child: std::process::Child,
-    pub channel: tonic::transport::Channel,
-    pub addr: String,
-    /// Every JSON log line the server wrote to stderr.
-    pub logs: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-    pub data_dir: tempfile::TempDir,
+/// JSON logs and a data folder of its own; killed when dropped. The
+/// benchmarks' own, which panics where they would return an error.
+pub struct ServerProcess(nasperf::perf::server::ServerProcess);
+
+impl std::ops::Deref for ServerProcess {
+    type Target = nasperf::perf::server::ServerProcess;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::DerefMut for ServerProcess {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -276,58 +276,16 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] with environment variables set.
     pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        use std::io::BufRead;
-        let data_dir = tempfile::tempdir().expect("dir");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nasperf"))
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(args)
-            .envs(env.iter().copied())
-            .env_remove("NASPERF_SERVE_BENCH")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start nasperf");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let sink = std::sync::Arc::clone(&logs);
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if v["fields"]["message"] == "nasperf listening" {
-                    let _ =
-                        addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
-                }
-                sink.lock().expect("logs").push(v);
-            }
-        });
-        let addr = addr_rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the server logs its address");
-        let channel = connect_when_ready(&addr, std::time::Duration::from_secs(60)).await;
-        ServerProcess {
-            child,
-            channel,
-            addr,
-            logs,
-            data_dir,
-        }
+        let exe = std::path::Path::new(env!("CARGO_BIN_EXE_nasperf"));
+        ServerProcess(
+            nasperf::perf::server::ServerProcess::start_with_env(exe, args, env)
+                .await
+                .expect("nasperf serve starts and becomes SERVING"),
+        )
     }
 
     /// The server's resident memory (VmRSS), in KiB.
     pub fn resident_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+        self.0.resident_bytes().expect("VmRSS of the server") / 1024
     }
 }
