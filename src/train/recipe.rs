@@ -707,8 +707,15 @@ impl Recipe {
         }
         let choice = choice.without_proxy_only_members();
         let without_text = self.fit_choice(&choice, &blank, names, y, seed)?;
-        let without_half_width =
-            self.half_width(&choice, &blank, names, y, seed, with.floor, None)?;
+        let without_half_width = Calibration {
+            choice: &choice,
+            x: &blank,
+            names,
+            y,
+            seed,
+            floor: with.floor,
+        }
+        .half_width(self, None)?;
         let threshold = EVERY_PROXY - 0.5;
         let guard = |text: &str, side| {
             blend::guard(text, sent, threshold, side).map_err(|e| data_err(e.to_string()))
@@ -850,7 +857,15 @@ impl Recipe {
                 .map(|(&p, t)| (Floor::apply_if_any(floor, p) - t).abs())
                 .collect()
         });
-        let interval_half_width = self.half_width(choice, x, names, y, seed, floor, out_of_fold)?;
+        let interval_half_width = Calibration {
+            choice,
+            x,
+            names,
+            y,
+            seed,
+            floor,
+        }
+        .half_width(self, out_of_fold)?;
         let model_text = self.fit_choice(choice, x, names, y, seed)?;
         let forest = Forest::parse(&model_text).map_err(|e| data_err(e.to_string()))?;
         Ok(Fitted {
@@ -907,96 +922,6 @@ impl Recipe {
         Some(best)
     }
 
-    /// Half the width of the `coverage` interval of `choice` refitted on
-    /// all `n` rows, from residuals on rows its models did not see:
-    /// `out_of_fold`, those of the inner cross-validation (every row, by
-    /// models of `(folds - 1) / folds` of them), or else one split's.
-    ///
-    /// Why not their quantile alone: a model of four fifths of the rows
-    /// errs more than the one refitted on all of them, and where error
-    /// falls fast with rows (per-op costs at N = 32, costs the op counts
-    /// determine, whose error is nil wherever a network's counts were
-    /// seen) that interval held 86 to 94% instead of 80 (`docs/quality.md`).
-    /// The same choice fitted on half the rows tells how fast its error
-    /// falls, and the quantile is carried along that learning curve from
-    /// the folds' rows to all of them ([`learning_curve_shrink`]).
-    #[allow(clippy::too_many_arguments)]
-    fn half_width(
-        &self,
-        choice: &Choice,
-        x: &[f64],
-        names: &[String],
-        y: &[f64],
-        seed: u64,
-        floor: Option<Floor>,
-        out_of_fold: Option<Vec<f64>>,
-    ) -> Result<f64, TrainError> {
-        let n = y.len();
-        let folds = self.folds.clamp(2, n);
-        let (mut near, near_fits) = match out_of_fold {
-            Some(residuals) => (residuals, folds),
-            None => (
-                self.cross_residuals(choice, x, names, y, seed, floor, folds, 1)?,
-                1,
-            ),
-        };
-        // Halves of the same rows: both halves where every row was held
-        // out once above, so both quantiles are of as many residuals.
-        let mut far =
-            self.cross_residuals(choice, x, names, y, seed, floor, 2, near_fits.min(2))?;
-        let near_q = conformal_quantile(&mut near, self.coverage);
-        let far_q = conformal_quantile(&mut far, self.coverage);
-        let near_rows = (n - n.div_ceil(folds)) as f64;
-        let far_rows = (n - n.div_ceil(2)) as f64;
-        Ok(near_q * learning_curve_shrink((far_rows, far_q), (near_rows, near_q), n as f64))
-    }
-
-    /// Absolute residuals of `choice` on rows it did not see: the rows are
-    /// dealt into `folds` folds (a seeded draw), and for each of the first
-    /// `fits` folds the choice is fitted on the other folds and scored on
-    /// it. `fits == folds` scores every row once; 1 is a single split.
-    #[allow(clippy::too_many_arguments)]
-    fn cross_residuals(
-        &self,
-        choice: &Choice,
-        x: &[f64],
-        names: &[String],
-        y: &[f64],
-        seed: u64,
-        floor: Option<Floor>,
-        folds: usize,
-        fits: usize,
-    ) -> Result<Vec<f64>, TrainError> {
-        let width = names.len();
-        let n = y.len();
-        let order = SplitMix64(seed ^ 0xca11_b4a7e).permutation(n);
-        let fold_len = n.div_ceil(folds);
-        let mut residuals = Vec::with_capacity(n);
-        for held in order.chunks(fold_len).take(fits) {
-            let fit_rows: Vec<usize> = order
-                .iter()
-                .copied()
-                .filter(|i| !held.contains(i))
-                .collect();
-            let text = self.fit_choice(
-                choice,
-                &gather(x, width, &fit_rows),
-                names,
-                &gather_y(y, &fit_rows),
-                seed,
-            )?;
-            let forest = Forest::parse(&text).map_err(|e| data_err(e.to_string()))?;
-            let mut pred = vec![0.0; held.len()];
-            forest.predict_batch(&gather(x, width, held), &mut pred);
-            residuals.extend(
-                pred.iter()
-                    .zip(held)
-                    .map(|(&p, &i)| (Floor::apply_if_any(floor, p) - y[i]).abs()),
-            );
-        }
-        Ok(residuals)
-    }
-
     /// Fits every member of `choice` and blends them into one model text.
     fn fit_choice(
         &self,
@@ -1019,6 +944,100 @@ impl Recipe {
                 blend::blend(&members).map_err(|e| data_err(e.to_string()))
             }
         }
+    }
+}
+
+/// What calibrates the interval of one choice: the choice, the rows it is
+/// refitted on, and the floor its predictions are clamped to.
+#[derive(Clone, Copy)]
+struct Calibration<'a> {
+    choice: &'a Choice,
+    x: &'a [f64],
+    names: &'a [String],
+    y: &'a [f64],
+    seed: u64,
+    floor: Option<Floor>,
+}
+
+impl Calibration<'_> {
+    /// Half the width of the `coverage` interval of the choice refitted on
+    /// all `n` rows, from residuals on rows its models did not see:
+    /// `out_of_fold`, those of the inner cross-validation (every row, by
+    /// models of `(folds - 1) / folds` of them), or else one split's.
+    ///
+    /// Why not their quantile alone: a model of four fifths of the rows
+    /// errs more than the one refitted on all of them, and where error
+    /// falls fast with rows (per-op costs at N = 32, costs the op counts
+    /// determine, whose error is nil wherever a network's counts were
+    /// seen) that interval held 86 to 94% instead of 80 (`docs/quality.md`).
+    /// The same choice fitted on half the rows tells how fast its error
+    /// falls, and the quantile is carried along that learning curve from
+    /// the folds' rows to all of them ([`learning_curve_shrink`]).
+    fn half_width(
+        &self,
+        recipe: &Recipe,
+        out_of_fold: Option<Vec<f64>>,
+    ) -> Result<f64, TrainError> {
+        let n = self.y.len();
+        let folds = recipe.folds.clamp(2, n);
+        let (mut near, near_fits) = match out_of_fold {
+            Some(residuals) => (residuals, folds),
+            None => (self.cross_residuals(recipe, folds, 1)?, 1),
+        };
+        // Halves of the same rows: both halves where every row was held
+        // out once above, so both quantiles are of as many residuals.
+        let mut far = self.cross_residuals(recipe, 2, near_fits.min(2))?;
+        let near_q = conformal_quantile(&mut near, recipe.coverage);
+        let far_q = conformal_quantile(&mut far, recipe.coverage);
+        let near_rows = (n - n.div_ceil(folds)) as f64;
+        let far_rows = (n - n.div_ceil(2)) as f64;
+        Ok(near_q * learning_curve_shrink((far_rows, far_q), (near_rows, near_q), n as f64))
+    }
+
+    /// Absolute residuals of the choice on rows it did not see: the rows are
+    /// dealt into `folds` folds (a seeded draw), and for each of the first
+    /// `fits` folds the choice is fitted on the other folds and scored on
+    /// it. `fits == folds` scores every row once; 1 is a single split.
+    fn cross_residuals(
+        &self,
+        recipe: &Recipe,
+        folds: usize,
+        fits: usize,
+    ) -> Result<Vec<f64>, TrainError> {
+        let Self {
+            choice,
+            x,
+            names,
+            y,
+            seed,
+            floor,
+        } = *self;
+        let width = names.len();
+        let n = y.len();
+        let order = SplitMix64(seed ^ 0xca11_b4a7e).permutation(n);
+        let fold_len = n.div_ceil(folds);
+        let mut residuals = Vec::with_capacity(n);
+        for (fold, held) in order.chunks(fold_len).take(fits).enumerate() {
+            // The other folds, in the draw's order.
+            let (before, rest) = order.split_at(fold * fold_len);
+            let fit_rows = [before, &rest[held.len()..]].concat();
+            let text = recipe.fit_choice(
+                choice,
+                &gather(x, width, &fit_rows),
+                names,
+                &gather_y(y, &fit_rows),
+                seed,
+            )?;
+            let forest = Forest::parse(&text).map_err(|e| data_err(e.to_string()))?;
+            let mut pred = vec![0.0; held.len()];
+            forest.predict_batch(&gather(x, width, held), &mut pred);
+            residuals.extend(
+                pred.iter()
+                    .zip(held)
+                    .map(|(&p, &i)| (Floor::apply_if_any(floor, p) - y[i]).abs()),
+            );
+        }
+        Ok(residuals)
     }
 }
 
