@@ -457,15 +457,15 @@ pub struct EvalArgs {
     /// What the recipe chooses from by inner cross-validation, the default
     /// first: candidates (forest, boosted_small, boosted, additive,
     /// counts_additive, counts_boosted, proxies_forest, onehot_boosted,
-    /// op_costs) or the mean of several, joined by `+`
+    /// op_costs, boosted_sharp) or the mean of several, joined by `+`
     /// (forest+boosted_small); the recipe's own list by default. One name
     /// fixes the choice.
     #[arg(long, value_delimiter = ',')]
     pub candidates: Vec<String>,
 
-    /// Standard errors of the fold-wise difference in Kendall tau by which
-    /// a choice must beat the default to replace it (the recipe's own
-    /// margin by default; 0 takes any choice better on average).
+    /// Standard errors of its advantage in ordering the out-of-fold rows by
+    /// which a choice must beat the default to replace it (the recipe's own
+    /// margin by default; 0 takes any choice that orders them better).
     #[arg(long)]
     pub selection_margin: Option<f64>,
 
