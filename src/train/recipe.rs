@@ -915,8 +915,8 @@ impl Recipe {
     /// of the same rows err together, so their difference is known far
     /// better than either tau. Why over every pair of rows rather than
     /// each fold's tau: at 32 rows a fold holds 6 or 7 rows, 15 to 21 pairs,
-    /// whose taus swing so widely that the default stayed wherever the
-    /// folds were compared (`docs/quality.md`).
+    /// whose taus swing too widely to show what the pairs show
+    /// (`docs/quality.md`).
     fn select(&self, pooled: &[f64], oof: &[Vec<f64>], truth: &[f64]) -> Option<usize> {
         let default = pooled.iter().position(|t| !t.is_nan())?;
         let mut best = default;
