@@ -551,7 +551,7 @@ pub struct Recipe {
     /// with it ([`DEFAULT_ROUNDS`] is the recipe as measured).
     pub rounds: u32,
     /// How many standard errors of its concordance advantage
-    /// ([`concordance_advantage`]) another choice must beat the default by
+    /// ([`metrics::concordance_advantage`]) another choice must beat the default by
     /// to be chosen instead; 0 takes any choice that orders the out-of-fold
     /// rows better at all. The default, 2, is a one-sided test at about
     /// 98% for each of the dozen choices.
@@ -905,7 +905,7 @@ impl Recipe {
     /// `truth`: the first choice with a tau (the default), unless another
     /// orders the out-of-fold rows better by more than
     /// [`Recipe::selection_margin`] standard errors of its advantage
-    /// ([`concordance_advantage`]), in which case the best of those by
+    /// ([`metrics::concordance_advantage`]), in which case the best of those by
     /// pooled tau. `None` when no choice has a tau.
     ///
     /// Why not simply the best: on a few dozen rows the out-of-fold tau is
@@ -924,7 +924,7 @@ impl Recipe {
             if pooled[c].is_nan() {
                 continue;
             }
-            let (advantage, se) = concordance_advantage(&oof[c], &oof[default], truth);
+            let (advantage, se) = metrics::concordance_advantage(&oof[c], &oof[default], truth);
             let beats_default = advantage > 0.0 && advantage > self.selection_margin * se;
             if beats_default && (best == default || pooled[c] > pooled[best]) {
                 best = c;
@@ -1146,37 +1146,6 @@ pub fn gather(x: &[f64], width: usize, idx: &[usize]) -> Vec<f64> {
         out.extend_from_slice(&x[i * width..(i + 1) * width]);
     }
     out
-}
-
-/// How much more often `a` than `b` orders a pair of rows as `truth` does,
-/// over every pair (a concordant pair counts 1, a discordant one -1, a tie
-/// 0), and the standard error of that mean: a U-statistic, whose variance
-/// is about 4/n times the variance of its rows' projections (each row's
-/// mean advantage over its pairs with every other row; Hoeffding). Both
-/// orderings are of the same rows, so their errors cancel in the difference,
-/// and every pair counts, not only the pairs within a fold.
-pub fn concordance_advantage(a: &[f64], b: &[f64], truth: &[f64]) -> (f64, f64) {
-    let n = truth.len();
-    if n < 3 || a.len() != n || b.len() != n {
-        return (0.0, f64::INFINITY);
-    }
-    let sign = |d: f64| f64::from(i8::from(d > 0.0) - i8::from(d < 0.0));
-    let mut projection = vec![0.0; n];
-    for i in 0..n {
-        for j in i + 1..n {
-            let t = sign(truth[i] - truth[j]);
-            let edge = t * (sign(a[i] - a[j]) - sign(b[i] - b[j]));
-            projection[i] += edge;
-            projection[j] += edge;
-        }
-    }
-    let others = (n - 1) as f64;
-    for h in &mut projection {
-        *h /= others;
-    }
-    let mean = projection.iter().sum::<f64>() / n as f64;
-    let var = projection.iter().map(|h| (h - mean).powi(2)).sum::<f64>() / others;
-    (mean, 2.0 * (var / n as f64).sqrt())
 }
 
 /// Kendall tau-b of `pred` against `truth`, or NaN where the predictions
@@ -1707,33 +1676,5 @@ mod tests {
         );
         let none = [nan.clone(), nan];
         assert_eq!(recipe.select(&pooled(&none), &none, &truth), None);
-    }
-
-    #[test]
-    fn the_concordance_advantage_is_the_difference_of_kendall_taus_with_its_error() {
-        let truth: Vec<f64> = (0..30).map(|i| f64::from(i) * 0.5).collect();
-        let mut rng = SplitMix64(11);
-        let mut noisy = |scale: f64| -> Vec<f64> {
-            truth.iter().map(|&t| t + scale * rng.next_f64()).collect()
-        };
-        let (a, b) = (noisy(4.0), noisy(12.0));
-        let (advantage, se) = concordance_advantage(&a, &b, &truth);
-        // Without ties, the mean over pairs is tau-a's difference, which is
-        // tau-b's.
-        let difference = metrics::kendall_tau_b(&a, &truth) - metrics::kendall_tau_b(&b, &truth);
-        assert!(
-            (advantage - difference).abs() < 1e-12,
-            "{advantage} {difference}"
-        );
-        assert!(se > 0.0 && se < advantage, "{se} {advantage}");
-        // Antisymmetric, and nil against itself.
-        let (back, back_se) = concordance_advantage(&b, &a, &truth);
-        assert!((advantage + back).abs() < 1e-12 && (se - back_se).abs() < 1e-12);
-        assert_eq!(concordance_advantage(&a, &a, &truth), (0.0, 0.0));
-        // Too few rows to tell: no advantage, an infinite error.
-        assert_eq!(
-            concordance_advantage(&a[..2], &b[..2], &truth[..2]),
-            (0.0, f64::INFINITY)
-        );
     }
 }
