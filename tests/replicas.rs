@@ -517,7 +517,7 @@ impl Balancer {
 
 /// SIGTERM, as Kubernetes sends it, and the exit status.
 fn terminate(replica: &mut Replica) -> std::process::ExitStatus {
-    let pid = replica.child.id().to_string();
+    let pid = replica.pid().to_string();
     let sent = Command::new("kill")
         .args(["-TERM", &pid])
         .status()

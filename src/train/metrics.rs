@@ -178,9 +178,20 @@ pub fn nominal_half_width(pred: &[f64], truth: &[f64], coverage: f64) -> f64 {
         return f64::NAN;
     }
     let mut residuals: Vec<f64> = pred.iter().zip(truth).map(|(p, t)| (p - t).abs()).collect();
-    residuals.sort_by(f64::total_cmp);
     let rank = (residuals.len() as f64 * coverage).ceil() as usize;
-    residuals[rank.clamp(1, residuals.len()) - 1]
+    kth_smallest(&mut residuals, rank)
+}
+
+/// The `k`-th smallest of `values` (1-based, clamped to `1..=len`; NaN when
+/// empty), in linear time; `values` is left partly reordered. The one order
+/// statistic behind both the held-out half-width above and the recipe's
+/// conformal quantile, which differ only in the rank they ask for.
+pub fn kth_smallest(values: &mut [f64], k: usize) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let index = k.clamp(1, values.len()) - 1;
+    *values.select_nth_unstable_by(index, f64::total_cmp).1
 }
 
 /// How much more often `a` than `b` orders a pair of rows as `truth` does,
@@ -268,6 +279,16 @@ mod tests {
         let r = spearman_rho(&[1.0, 2.0, 2.0, 3.0], &[1.0, 3.0, 2.0, 3.0]);
         assert!((r - 0.8333333333333334).abs() < 1e-12, "{r}");
         assert_eq!(rmse(&[1.0, 3.0], &[1.0, 1.0]), 2f64.sqrt());
+    }
+
+    #[test]
+    fn the_kth_smallest_is_the_order_statistic_clamped_to_the_values() {
+        let mut v = [5.0, 1.0, 4.0, 2.0, 3.0];
+        assert_eq!(kth_smallest(&mut v, 1), 1.0);
+        assert_eq!(kth_smallest(&mut v, 4), 4.0);
+        assert_eq!(kth_smallest(&mut v, 0), 1.0);
+        assert_eq!(kth_smallest(&mut v, 9), 5.0);
+        assert!(kth_smallest(&mut [], 1).is_nan());
     }
 
     #[test]

@@ -1126,17 +1126,13 @@ pub fn learning_curve_shrink(far: (f64, f64), near: (f64, f64), n: f64) -> f64 {
     let power = ((far_q / near_q).ln() / (near_rows / far_rows).ln()).min(MAX_LEARNING_CURVE_POWER);
     (near_rows / n).powf(power)
 }
+
 /// The `ceil((n + 1) * coverage)`-th smallest residual: split conformal's
 /// quantile, which covers at least `coverage` of exchangeable new points.
-/// The largest residual when `n` is too small for that.
+/// The largest residual when `n` is too small for that; NaN without any.
 pub fn conformal_quantile(residuals: &mut [f64], coverage: f64) -> f64 {
-    if residuals.is_empty() {
-        return f64::NAN;
-    }
-    residuals.sort_by(f64::total_cmp);
-    let n = residuals.len();
-    let rank = ((n + 1) as f64 * coverage).ceil() as usize;
-    residuals[rank.clamp(1, n) - 1]
+    let rank = ((residuals.len() + 1) as f64 * coverage).ceil() as usize;
+    metrics::kth_smallest(residuals, rank)
 }
 
 /// The rows `idx` of row-major `x` (`width` values per row), in that order.
