@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Would the models of related objectives rank a hard robustness target better than its own?
 
-A study for the recipe's next lever (docs/quality.md, "Related objectives"), not part of the
+A study for the recipe's next lever (docs/quality.md, "The next lever"), not part of the
 product. For each target, on the protocol's splits, it compares the test Kendall tau of
 
 - `own`: a random forest (scikit-learn, 100 trees) trained on the target's values, and
