@@ -17,6 +17,8 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
+use crate::startup::{PREDICTOR_HEALTH_NAME, STORE_HEALTH_NAME};
+
 /// A running server; killed when dropped.
 pub struct ServerProcess {
     /// The process itself, for tests that kill it or wait for its exit.
@@ -106,17 +108,28 @@ impl ServerProcess {
             logs,
             _data_dir: data_dir,
         };
-        server.wait_until_serving(Duration::from_secs(120)).await?;
+        server
+            .wait_until_serving(PREDICTOR_HEALTH_NAME, Duration::from_secs(120))
+            .await?;
+        // The store connects after the predictor is ready (predictions do
+        // not wait for it), so a first RecordEvaluations right after start
+        // could meet UNAVAILABLE "not connected yet" on a busy machine (seen
+        // in CI). Every caller here starts the server with a store it can
+        // reach, the embedded one or a live PostgreSQL, and records or reads
+        // through it.
+        server
+            .wait_until_serving(STORE_HEALTH_NAME, Duration::from_secs(60))
+            .await?;
         Ok(server)
     }
 
-    async fn wait_until_serving(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    async fn wait_until_serving(&mut self, service: &str, timeout: Duration) -> anyhow::Result<()> {
         let mut health = HealthClient::new(self.channel.clone());
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let status = health
                 .check(HealthCheckRequest {
-                    service: "nasperf.v1.Predictor".to_owned(),
+                    service: service.to_owned(),
                 })
                 .await
                 .map(|r| r.into_inner().status);
@@ -127,7 +140,10 @@ impl ServerProcess {
                 bail!("the server exited before it was ready: {exit}");
             }
             if tokio::time::Instant::now() >= deadline {
-                bail!("{} was not SERVING after {timeout:?}", self.addr);
+                bail!(
+                    "{service} at {} was not SERVING after {timeout:?}",
+                    self.addr
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
