@@ -109,6 +109,8 @@ pub struct ObjectiveData {
     graph: Vec<f64>,
     /// NaN where the proxy table lacks a network.
     proxies: Vec<ProxyValues>,
+    /// Related objectives' values of `cells[i]` ([`ObjectiveData::relate`]).
+    pub related: Vec<train::RelatedTarget>,
 }
 
 /// The columns and row-major values of one feature set.
@@ -190,7 +192,29 @@ impl ObjectiveData {
             graph_names,
             graph,
             proxies,
+            related: Vec::new(),
         })
+    }
+
+    /// Adds `other`'s values of this objective's networks as a related
+    /// objective's (NaN where it lacks one), for the recipe's family
+    /// choice.
+    pub fn relate(&mut self, other: &ObjectiveData) {
+        let by_cell: HashMap<Cell, f64> = other
+            .cells
+            .iter()
+            .copied()
+            .zip(other.targets.iter().copied())
+            .collect();
+        let values = self
+            .cells
+            .iter()
+            .map(|c| by_cell.get(c).copied().unwrap_or(f64::NAN))
+            .collect();
+        self.related.push(train::RelatedTarget {
+            objective: other.objective.id.clone(),
+            values,
+        });
     }
 
     pub fn len(&self) -> usize {

@@ -32,7 +32,7 @@ use crate::{
     model::Floor,
     objectives::{Objective, ObjectiveKind},
     sync::{self, lock},
-    train::{SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe},
+    train::{RelatedTarget, SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe},
 };
 
 /// The share of networks whose ranking matters most to a search.
@@ -159,13 +159,29 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
-/// Loads every objective of the protocol (proxies once per dataset).
+/// Loads every objective of the protocol (proxies once per dataset), each
+/// with its related objectives' values ([`crate::objectives::related`]),
+/// every table read once.
 pub fn load(bench_dir: &Path, objectives: &[Objective]) -> Result<Vec<ObjectiveData>, TrainError> {
     let proxies = load_all_proxies(bench_dir)?;
-    objectives
-        .iter()
-        .map(|o| ObjectiveData::load(bench_dir, o, proxies.get(&o.dataset)))
-        .collect()
+    let mut loaded: HashMap<String, ObjectiveData> = HashMap::new();
+    let mut get = |o: &Objective| -> Result<ObjectiveData, TrainError> {
+        if let Some(d) = loaded.get(&o.id) {
+            return Ok(d.clone());
+        }
+        let d = ObjectiveData::load(bench_dir, o, proxies.get(&o.dataset))?;
+        loaded.insert(o.id.clone(), d.clone());
+        Ok(d)
+    };
+    let mut out = Vec::with_capacity(objectives.len());
+    for o in objectives {
+        let mut data = get(o)?;
+        for related in crate::objectives::related(o) {
+            data.relate(&get(related)?);
+        }
+        out.push(data);
+    }
+    Ok(out)
 }
 
 /// Whether the tables have proxies for this objective's networks.
@@ -253,7 +269,22 @@ pub fn run(
                     let (train, test) = split(job.data.len(), job.train_size, job.seed);
                     let x = job.matrix.rows(&train);
                     let y: Vec<f64> = train.iter().map(|&i| job.data.targets[i]).collect();
-                    let fitted = match protocol.recipe.fit(&x, &job.matrix.names, &y, job.seed) {
+                    let related: Vec<RelatedTarget> = job
+                        .data
+                        .related
+                        .iter()
+                        .map(|r| RelatedTarget {
+                            objective: r.objective.clone(),
+                            values: train.iter().map(|&i| r.values[i]).collect(),
+                        })
+                        .collect();
+                    let fitted = match protocol.recipe.fit_related(
+                        &x,
+                        &job.matrix.names,
+                        &y,
+                        &related,
+                        job.seed,
+                    ) {
                         Ok(f) => f,
                         Err(e) => {
                             *lock(&failure) = Some(TrainError::Data {

@@ -35,7 +35,7 @@ use crate::{
     },
     store::{
         DEFAULT_STUDY, Store, StoreError,
-        models::{ModelStatus, NewModel, TrainingState},
+        models::{ModelStatus, NewModel, TrainingArchitecture, TrainingState},
     },
     train::{self, TrainConfig, TrainingSet, metrics},
 };
@@ -331,6 +331,18 @@ async fn attempt(
         .map(|e| e.max_evaluation_id)
         .max()
         .unwrap_or(0);
+    // What the study measured of the related objectives (the same attack
+    // at smaller strengths), for the recipe's family choice.
+    let mut related = Vec::new();
+    for r in objectives::related(&objective) {
+        let measured = store
+            .training_architectures(&study, &r.id)
+            .await
+            .map_err(store_err)?;
+        if !measured.is_empty() {
+            related.push((r, measured));
+        }
+    }
     let dataset_proxies = if objective.kind == ObjectiveKind::Hardware {
         None
     } else {
@@ -366,7 +378,13 @@ async fn attempt(
         let config = config.clone();
         let proxies = dataset_proxies.clone();
         tokio::task::spawn_blocking(move || {
-            prepare(&objective, &evaluations, proxies.as_deref(), &config)
+            prepare(
+                &objective,
+                &evaluations,
+                &related,
+                proxies.as_deref(),
+                &config,
+            )
         })
         .await
         .map_err(|e| format!("training task: {e}"))??
@@ -546,18 +564,13 @@ struct Prepared {
 /// Forms the training rows and the fixed split.
 fn prepare(
     objective: &Objective,
-    evaluations: &[crate::store::models::TrainingArchitecture],
+    evaluations: &[TrainingArchitecture],
+    related: &[(&Objective, Vec<TrainingArchitecture>)],
     proxies: Option<&HashMap<Cell, ProxyValues>>,
     config: &RetrainConfig,
 ) -> Result<Prepared, String> {
     let space = Nb201::new();
-    let mut sums = Vec::with_capacity(evaluations.len());
-    for e in evaluations {
-        let cell = Cell::parse(&e.encoding)
-            .map_err(|err| format!("stored architecture {:?}: {}", e.encoding, err.0))?;
-        let count = u64::try_from(e.count).map_err(|_| format!("a count of {}", e.count))?;
-        sums.push((cell, e.value_sum, count));
-    }
+    let sums = cell_sums(evaluations)?;
     // Proxies help only when most rows have them; with proxy dropout a
     // model also learns the rows without.
     let use_proxies = config.train.use_proxies
@@ -567,13 +580,16 @@ fn prepare(
             let with = keys.iter().filter(|k| p.contains_key(k)).count();
             with * 2 >= keys.len().max(1)
         });
-    let set = train::build_training_set_from_sums(
+    let mut set = train::build_training_set_from_sums(
         objective,
         sums,
         if use_proxies { proxies } else { None },
         &space,
     )
     .map_err(|e| e.to_string())?;
+    for (r, measured) in related {
+        set.attach_related(r, cell_sums(measured)?);
+    }
     let (mut train_idx, mut test_idx) = (Vec::new(), Vec::new());
     for (i, cell) in set.cells.iter().enumerate() {
         if held_out(cell, config.holdout_percent) {
@@ -588,6 +604,19 @@ fn prepare(
         test_idx,
         use_proxies,
     })
+}
+
+/// Stored evaluations as `(cell, sum of values, how many)`.
+fn cell_sums(evaluations: &[TrainingArchitecture]) -> Result<Vec<(Cell, f64, u64)>, String> {
+    evaluations
+        .iter()
+        .map(|e| {
+            let cell = Cell::parse(&e.encoding)
+                .map_err(|err| format!("stored architecture {:?}: {}", e.encoding, err.0))?;
+            let count = u64::try_from(e.count).map_err(|_| format!("a count of {}", e.count))?;
+            Ok((cell, e.value_sum, count))
+        })
+        .collect()
 }
 
 /// Whether a row is held out: a hash of its cell, so the same rows stay

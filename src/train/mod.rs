@@ -9,7 +9,7 @@ pub mod lightgbm;
 pub mod metrics;
 pub mod recipe;
 
-pub use self::recipe::{Fitted, Recipe};
+pub use self::recipe::{Fitted, Recipe, RelatedTarget};
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -97,6 +97,9 @@ pub struct TrainingSet {
     pub targets: Vec<f64>,
     /// The cell each row stands for (canonical for canonical objectives).
     pub cells: Vec<Cell>,
+    /// The values of related objectives ([`crate::objectives::related`])
+    /// for the same rows, which the recipe's family choices learn from.
+    pub related: Vec<RelatedTarget>,
 }
 
 impl TrainingSet {
@@ -122,7 +125,56 @@ impl TrainingSet {
         )
     }
 
-    /// SHA-256 over names, rows and targets.
+    /// The related objectives' values of the rows `idx`.
+    pub fn related_subset(&self, idx: &[usize]) -> Vec<RelatedTarget> {
+        self.related
+            .iter()
+            .map(|r| RelatedTarget {
+                objective: r.objective.clone(),
+                values: idx.iter().map(|&i| r.values[i]).collect(),
+            })
+            .collect()
+    }
+
+    /// Adds `objective`'s values for this set's rows: the mean of its
+    /// measurements (`(cell, sum of values, how many)`, as
+    /// [`build_training_set_from_sums`] takes them) of each row's network,
+    /// canonical where the objective depends on the canonical cell; NaN
+    /// for a row it has none of.
+    pub fn attach_related(
+        &mut self,
+        objective: &Objective,
+        sums: impl IntoIterator<Item = (Cell, f64, u64)>,
+    ) {
+        let key = |cell: Cell| {
+            if objective.kind.depends_on_canonical_cell() {
+                cell.canonical()
+            } else {
+                cell
+            }
+        };
+        let mut groups: HashMap<Cell, (f64, u64)> = HashMap::new();
+        for (cell, sum, n) in sums {
+            let e = groups.entry(key(cell)).or_insert((0.0, 0));
+            e.0 += sum;
+            e.1 += n;
+        }
+        let values = self
+            .cells
+            .iter()
+            .map(|&cell| match groups.get(&key(cell)) {
+                Some(&(sum, n)) if n > 0 => sum / n as f64,
+                _ => f64::NAN,
+            })
+            .collect();
+        self.related.push(RelatedTarget {
+            objective: objective.id.clone(),
+            values,
+        });
+    }
+
+    /// SHA-256 over names, rows, targets and related objectives' values:
+    /// a model learns from all of them.
     pub fn sha256(&self) -> String {
         let mut h = Sha256::new();
         for n in &self.feature_names {
@@ -131,6 +183,13 @@ impl TrainingSet {
         }
         for v in self.rows.iter().chain(&self.targets) {
             h.update(v.to_le_bytes());
+        }
+        for r in &self.related {
+            h.update(r.objective.as_bytes());
+            h.update([0]);
+            for v in &r.values {
+                h.update(v.to_le_bytes());
+            }
         }
         hex::encode(h.finalize())
     }
@@ -220,6 +279,7 @@ pub fn build_training_set_from_sums(
         rows: Vec::with_capacity(groups.len() * map.len()),
         targets: Vec::with_capacity(groups.len()),
         cells: Vec::with_capacity(groups.len()),
+        related: Vec::new(),
     };
     for (cell, (sum, n)) in groups {
         let features = space.features(&cell);
@@ -267,12 +327,17 @@ impl SplitMix64 {
     }
 }
 
-/// Trains on the rows `train` of `set` with the recipe.
+/// Trains on the rows `train` of `set` with the recipe, with the related
+/// objectives' values of those rows.
 pub fn fit(set: &TrainingSet, train: &[usize], config: &TrainConfig) -> Result<Fitted, TrainError> {
     let (rows, targets) = set.subset(train);
-    config
-        .recipe
-        .fit(&rows, &set.feature_names, &targets, config.seed)
+    config.recipe.fit_related(
+        &rows,
+        &set.feature_names,
+        &targets,
+        &set.related_subset(train),
+        config.seed,
+    )
 }
 
 /// Held-out metrics of a fitted model on the rows `test` of `set`, with how
@@ -326,7 +391,11 @@ pub fn train_objective(
     let space = Nb201::new();
     let measurements = bench::load_objective(bench_dir, objective)?;
     let proxies = if config.use_proxies { proxies } else { None };
-    let set = build_training_set(objective, &measurements, proxies, &space)?;
+    let mut set = build_training_set(objective, &measurements, proxies, &space)?;
+    for related in crate::objectives::related(objective) {
+        let measured = bench::load_objective(bench_dir, related)?;
+        set.attach_related(related, measured.iter().map(|m| (m.cell, m.value, 1)));
+    }
     let data_err = |message: String| TrainError::Data {
         objective: objective.id.clone(),
         message,
@@ -562,5 +631,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn related_values_are_the_mean_per_row_and_change_the_data_hash() {
+        let space = Nb201::new();
+        let target = crate::objectives::get("cifar10/pgd_eps2").expect("in the catalogue");
+        let weaker = crate::objectives::get("cifar10/pgd_eps1").expect("in the catalogue");
+        // Canonical networks: each its own row.
+        let cells: Vec<Cell> = Cell::all()
+            .filter(|c| c.canonical() == *c)
+            .take(6)
+            .collect();
+        let mut set = build_training_set_from_sums(
+            target,
+            cells.iter().enumerate().map(|(i, &c)| (c, i as f64, 1)),
+            None,
+            &space,
+        )
+        .expect("set");
+        let before = set.sha256();
+        // The weaker attack measured twice on the first network (sum 30 of
+        // 2), once on the others but the last, which it never measured.
+        let sums = cells[..5].iter().enumerate().map(|(i, &c)| {
+            (
+                c,
+                if i == 0 { 30.0 } else { 10.0 + i as f64 },
+                if i == 0 { 2 } else { 1 },
+            )
+        });
+        set.attach_related(weaker, sums);
+        assert_eq!(set.related.len(), 1);
+        assert_eq!(set.related[0].objective, "cifar10/pgd_eps1");
+        let values = &set.related[0].values;
+        assert_eq!(&values[..5], &[15.0, 11.0, 12.0, 13.0, 14.0]);
+        assert!(values[5].is_nan());
+        assert_ne!(
+            set.sha256(),
+            before,
+            "a model learns from related values too"
+        );
+        let subset = set.related_subset(&[4, 1]);
+        assert_eq!(subset[0].values, [14.0, 11.0]);
     }
 }

@@ -278,8 +278,44 @@ pub fn catalogue() -> Vec<Objective> {
 /// The objective with this ID, from a catalogue built once: validation
 /// looks objectives up per row.
 pub fn get(id: &str) -> Option<&'static Objective> {
-    static CATALOGUE: std::sync::LazyLock<Vec<Objective>> = std::sync::LazyLock::new(catalogue);
     CATALOGUE.iter().find(|o| o.id == id)
+}
+
+static CATALOGUE: std::sync::LazyLock<Vec<Objective>> = std::sync::LazyLock::new(catalogue);
+
+/// The objectives whose measured values a model of `objective` may learn
+/// from besides its own: the same attack at smaller strengths, weakest
+/// first (none for any other objective). They are measured on the same
+/// networks in the same table, and a network that resists a weak attack
+/// tends to resist a stronger one, so their models rank the networks a
+/// strong attack leaves few of, where few training rows hold any signal
+/// of their own (`docs/quality.md`, "the same attack at smaller
+/// epsilons"). Only values of the training networks are used, as for the
+/// target itself: a served model never reads another objective's truth.
+pub fn related(objective: &Objective) -> Vec<&'static Objective> {
+    let Some((attack, strength)) = attack_and_strength(objective) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(&'static Objective, f64)> = CATALOGUE
+        .iter()
+        .filter(|o| o.source.file == objective.source.file && o.dataset == objective.dataset)
+        .filter_map(|o| {
+            let (a, s) = attack_and_strength(o)?;
+            (a == attack && s < strength).then_some((o, s))
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    out.into_iter().map(|(o, _)| o).collect()
+}
+
+/// A robustness objective's attack (its column's prefix) and strength
+/// (eps in 1/255), from its column `<attack>@Linf_eps-<eps>`.
+fn attack_and_strength(objective: &Objective) -> Option<(&str, f64)> {
+    if objective.kind != ObjectiveKind::Robustness {
+        return None;
+    }
+    let (attack, eps) = objective.source.column.split_once("@Linf_eps-")?;
+    Some((attack, eps.parse().ok()?))
 }
 
 /// The catalogue as the Markdown table of `docs/objectives.md`.
@@ -332,6 +368,41 @@ mod tests {
         }
         // 3 + 2 + 6 accuracies, 1 + 30 hardware, 32 robustness.
         assert_eq!(cat.len(), 74);
+    }
+
+    #[test]
+    fn related_objectives_are_the_same_attack_at_smaller_strengths() {
+        let ids = |id: &str| -> Vec<String> {
+            related(get(id).expect("in the catalogue"))
+                .iter()
+                .map(|o| o.id.clone())
+                .collect()
+        };
+        assert_eq!(
+            ids("cifar10/apgd_ce_eps3"),
+            [
+                "cifar10/apgd_ce_eps0.1",
+                "cifar10/apgd_ce_eps0.5",
+                "cifar10/apgd_ce_eps1",
+                "cifar10/apgd_ce_eps2"
+            ]
+        );
+        assert_eq!(ids("cifar10/fgsm_eps255").len(), 10);
+        assert_eq!(ids("cifar10/pgd_eps0.1"), Vec::<String>::new());
+        assert_eq!(ids("cifar10/val_acc_200ep"), Vec::<String>::new());
+        assert_eq!(ids("cifar10/eyeriss_energy"), Vec::<String>::new());
+        // Every robustness objective but the weakest has some, all of its
+        // own attack.
+        for o in catalogue()
+            .iter()
+            .filter(|o| o.kind == ObjectiveKind::Robustness)
+        {
+            for r in related(o) {
+                assert_eq!(r.kind, ObjectiveKind::Robustness);
+                let attack = |c: &str| c.split('@').next().map(str::to_owned);
+                assert_eq!(attack(&r.source.column), attack(&o.source.column));
+            }
+        }
     }
 
     #[test]

@@ -148,6 +148,61 @@ pub fn blend(members: &[(f64, &str)]) -> Result<String, ForestError> {
     Ok(out)
 }
 
+/// `text` predicting `shift` more for every row: `shift` added to every
+/// leaf of its first tree. With [`blend`], an affine map of members'
+/// predictions (positive weights, any intercept) as one model text, which
+/// the recipe's mean over related objectives needs to land on the target's
+/// scale. A text that averages its trees (random-forest mode) is refused:
+/// there one tree's leaves count a fraction; blend it first.
+pub fn offset(text: &str, shift: f64) -> Result<String, ForestError> {
+    if !shift.is_finite() {
+        return err(format!("an offset of {shift}"));
+    }
+    let parts = split(text)?;
+    if parts.average_output {
+        return err("an averaging model cannot be offset through one tree; blend it first");
+    }
+    if parts.trees.is_empty() {
+        return err("a model without trees cannot be offset");
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut tree = 0usize;
+    let mut in_first = false;
+    let mut shifted = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("Tree=") {
+            in_first = tree == 0;
+            tree += 1;
+        } else if trimmed.starts_with("end of trees") {
+            in_first = false;
+        }
+        if in_first && !shifted && trimmed.starts_with("leaf_value=") {
+            let values = trimmed.strip_prefix("leaf_value=").unwrap_or_default();
+            let mut line = String::from("leaf_value=");
+            for (i, v) in values.split_whitespace().enumerate() {
+                let v: f64 = v
+                    .parse()
+                    .map_err(|_| ForestError(format!("leaf_value={v:?} is not a number")))?;
+                if i > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&format!("{:?}", v + shift));
+            }
+            out.push_str(&line);
+            shifted = true;
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    if !shifted {
+        return err("the first tree has no leaf_value line");
+    }
+    Forest::parse(&out)?;
+    Ok(out)
+}
+
 /// `text` with its stumps (trees of one split) that split the same way
 /// summed into one tree each: the same predictions (up to the order of
 /// floating-point additions) from at most one stump per split.
@@ -628,6 +683,36 @@ mod tests {
             );
         }
         assert!(!blended.contains("average_output") && !blended.contains("tree_sizes"));
+    }
+
+    #[test]
+    fn an_offset_model_predicts_its_shift_more_everywhere() {
+        let boosted = model(false, ["0.5 -0.5", "2 4"]);
+        let shifted = offset(&boosted, -7.25).expect("offset");
+        let (b, s) = (
+            Forest::parse(&boosted).expect("booster"),
+            Forest::parse(&shifted).expect("offset parses"),
+        );
+        for row in [
+            [0.0, 0.0],
+            [1.0, 0.0],
+            [0.0, 1.0],
+            [1.0, 1.0],
+            [f64::NAN, 0.2],
+        ] {
+            let (want, got) = (b.predict(&row) - 7.25, s.predict(&row));
+            assert!((got - want).abs() < 1e-12, "{row:?}: {got} vs {want}");
+        }
+        // Only tree 0 changes.
+        assert!(shifted.contains("leaf_value=-6.75 -7.75") && shifted.contains("leaf_value=2 4"));
+        let averaged = model(true, ["1 3", "10 30"]);
+        assert!(offset(&averaged, 1.0).is_err(), "an averaging model");
+        assert!(offset(&boosted, f64::NAN).is_err());
+        // Through a blend it works on the forest too.
+        let blended = blend(&[(1.0, &averaged)]).expect("blend");
+        let f = Forest::parse(&averaged).expect("forest");
+        let o = Forest::parse(&offset(&blended, 1.0).expect("offset")).expect("parses");
+        assert!((o.predict(&[1.0, 1.0]) - f.predict(&[1.0, 1.0]) - 1.0).abs() < 1e-12);
     }
 
     #[test]
