@@ -29,6 +29,7 @@ on_both_backends!(
     hardware_objectives_train_on_cells_as_sent,
     a_model_with_an_undefined_held_out_ranking_never_serves,
     pinning_while_a_promotion_lands_never_fails,
+    a_strong_attack_learns_from_the_weaker_ones_the_study_measured,
 );
 
 /// Small and quick, with the production recipe's shape.
@@ -375,6 +376,54 @@ async fn hardware_objectives_train_on_cells_as_sent(store: &Store) {
     assert!(matches!(r.outcome, Outcome::Promoted { .. }), "{r:?}");
     // One row per cell as sent: no averaging over canonical twins.
     assert_eq!(r.training_rows + r.heldout_rows, 600);
+}
+
+/// Retraining reads what the study measured of the same attack at smaller
+/// strengths: the recipe's family choice is tried on it, and a weaker
+/// attack's new measurement is new training data for the strong one.
+async fn a_strong_attack_learns_from_the_weaker_ones_the_study_measured(store: &Store) {
+    const TARGET: &str = "cifar10/pgd_eps2";
+    const FAMILY: &str = "family(forest+proxies_forest+boosted_small)";
+    store.create_study("attacks", "").await.expect("study");
+    let nets = networks(TARGET);
+    let measured: std::collections::BTreeSet<&str> =
+        nets[..200].iter().map(|n| n.arch.as_str()).collect();
+    record(store, "attacks", TARGET, &nets[..200]).await;
+    let weaker = |objective: &str| -> Vec<Network> {
+        networks(objective)
+            .into_iter()
+            .filter(|n| measured.contains(n.arch.as_str()))
+            .collect()
+    };
+    let (eps_half, eps1) = (weaker("cifar10/pgd_eps0.5"), weaker("cifar10/pgd_eps1"));
+    assert_eq!((eps_half.len(), eps1.len()), (200, 200));
+    record(store, "attacks", "cifar10/pgd_eps0.5", &eps_half).await;
+    // Eps 1 of one network is still missing.
+    record(store, "attacks", "cifar10/pgd_eps1", &eps1[..199]).await;
+    let scope = Scope {
+        study: "attacks".to_owned(),
+        objectives: vec![TARGET.to_owned()],
+        ..Scope::default()
+    };
+    let first = retrain(store, &config(100), &scope).await.expect("retrain");
+    assert!(
+        matches!(first[0].outcome, Outcome::Promoted { .. }),
+        "{:?}",
+        first[0]
+    );
+    let models = store.list_models("attacks", TARGET).await.expect("list");
+    let recipe = &models[0].manifest.trainer["recipe"];
+    let family_tau = &recipe["inner_cv"]["kendall_tau"][FAMILY];
+    assert!(family_tau.is_number(), "the family was tried: {recipe}");
+
+    // The missing measurement arrives: the strong attack has no new row of
+    // its own, but new data to learn from.
+    record(store, "attacks", "cifar10/pgd_eps1", &eps1[199..]).await;
+    let second = retrain(store, &config(100), &scope).await.expect("retrain");
+    assert_ne!(second[0].outcome, Outcome::Unchanged, "{:?}", second[0]);
+    // Nothing new at all: unchanged.
+    let third = retrain(store, &config(100), &scope).await.expect("retrain");
+    assert_eq!(third[0].outcome, Outcome::Unchanged, "{:?}", third[0]);
 }
 
 async fn a_model_with_an_undefined_held_out_ranking_never_serves(store: &Store) {
