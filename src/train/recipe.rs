@@ -1110,13 +1110,17 @@ impl Recipe {
             .collect();
         // Where no choice ranks at all (a constant target), the first one
         // that can read the table.
+        // A family choice counts only where it could be formed: a constant
+        // target has no line to map its models onto.
         let readable = self
             .choices
             .iter()
-            .position(|c| {
+            .zip(&families)
+            .position(|(c, family)| {
                 c.members
                     .iter()
                     .all(|m| members.iter().any(|u| u.name == m.name))
+                    && (!c.family || family.is_some())
             })
             .ok_or_else(|| data_err("no choice of the recipe can read this table".to_owned()))?;
         let best = self
@@ -1854,6 +1858,19 @@ mod tests {
         assert!(alone.cv_kendall_tau[0].is_finite());
         assert!(alone.cv_kendall_tau[1].is_nan(), "no related values");
         assert!(alone.family.is_none());
+
+        // A constant target ranks nothing, and no family can be formed on
+        // it: the first other choice is refitted, whatever comes first.
+        let family_first = Recipe {
+            choices: recipe.choices.iter().rev().cloned().collect(),
+            ..recipe.clone()
+        };
+        let flat = vec![0.0; y.len()];
+        let fitted = family_first
+            .fit_related(&x, &names, &flat, &[weaker_attack(&y)], 3)
+            .expect("fit a constant");
+        assert_eq!(fitted.chosen, "forest+proxies_forest+boosted_small");
+        assert!(fitted.family.is_none());
 
         let mut partial = weaker_attack(&y);
         partial.objective = "cifar10/partly_measured".to_owned();
