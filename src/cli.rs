@@ -469,6 +469,11 @@ pub struct EvalArgs {
     #[arg(long)]
     pub selection_margin: Option<f64>,
 
+    /// The most training rows the family choices (the same attack at
+    /// smaller strengths) are tried on (the recipe's own limit by default).
+    #[arg(long)]
+    pub family_max_rows: Option<usize>,
+
     /// Our side only.
     #[arg(long)]
     pub no_reference: bool,

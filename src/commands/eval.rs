@@ -59,6 +59,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         recipe.selection_margin = margin;
     }
+    if let Some(rows) = args.family_max_rows {
+        recipe.family_max_rows = rows;
+    }
     let protocol = eval::Protocol {
         objectives,
         train_sizes: args.train_sizes.clone(),

@@ -17,8 +17,11 @@
 //! ([`Candidate::proxies_forest`]). Where many rows sit on the target's
 //! minimum (0% accuracy under a strong attack), predictions below a
 //! threshold are that minimum ([`Floor`], chosen like the rest on the
-//! out-of-fold rows). The same recipe serves `nasperf eval`, `nasperf
-//! train` and retraining.
+//! out-of-fold rows). Where the values of the same attack at smaller
+//! strengths are given for the same rows, the proxy default fitted on each
+//! of them and averaged with the target's own is an option too
+//! ([`Choice::family`], [`Family`]). The same recipe serves `nasperf eval`,
+//! `nasperf train` and retraining.
 //!
 //! The interval is split-conformal: the half-width is the `coverage`
 //! quantile (with the finite-sample correction) of absolute residuals on
@@ -723,6 +726,14 @@ pub struct Recipe {
     /// rows better at all. The default, 2, is a one-sided test at about
     /// 98% for each of the dozen choices.
     pub selection_margin: f64,
+    /// The family choices ([`Choice::family`]) are tried on at most this
+    /// many rows. A family costs the fits of its members once per related
+    /// objective (up to ten), in every fold and the refit; at 1,024 rows
+    /// that took the six-objective report from 305 s to over 15 minutes
+    /// (`docs/quality.md`), past the bar of issue 5. Where it was measured
+    /// to win is at 32 and 128 rows, where the target's own rows hold the
+    /// least signal.
+    pub family_max_rows: usize,
 }
 
 impl Recipe {
@@ -804,6 +815,7 @@ impl Default for Recipe {
             max_cv_rows: 2048,
             rounds: DEFAULT_ROUNDS,
             selection_margin: 2.0,
+            family_max_rows: 512,
         }
     }
 }
@@ -870,10 +882,10 @@ impl Recipe {
 
     /// [`Recipe::fit`] with the values of objectives related to the target
     /// on the same rows, which the family choices learn from
-    /// ([`Choice::family`]). Only a related objective measured on every
-    /// row is used: then every fit of the family, in the folds, the
-    /// calibration's splits and the final one, sees the same rows for each
-    /// of its models.
+    /// ([`Choice::family`]), up to [`Recipe::family_max_rows`] rows. Only a
+    /// related objective measured on every row is used: then every fit of
+    /// the family, in the folds, the calibration's splits and the final
+    /// one, sees the same rows for each of its models.
     pub fn fit_related(
         &self,
         x: &[f64],
@@ -893,6 +905,7 @@ impl Recipe {
         let related: Vec<RelatedTarget> = related
             .iter()
             .filter(|r| r.values.iter().all(|v| v.is_finite()))
+            .filter(|_| y.len() <= self.family_max_rows)
             .cloned()
             .collect();
         let width = names.len();
@@ -1879,6 +1892,15 @@ mod tests {
             .fit_related(&x, &names, &y, &[weaker_attack(&y), partial.clone()], 3)
             .expect("fit");
         assert!(fitted.cv_kendall_tau[1].is_finite());
+        // Beyond the family's row limit, not tried.
+        let capped = Recipe {
+            family_max_rows: y.len() - 1,
+            ..recipe.clone()
+        };
+        let beyond = capped
+            .fit_related(&x, &names, &y, &[weaker_attack(&y)], 3)
+            .expect("fit");
+        assert!(beyond.cv_kendall_tau[1].is_nan());
         // Only measured on every row is a related objective used.
         let only_partial = recipe
             .fit_related(&x, &names, &y, &[partial], 3)
