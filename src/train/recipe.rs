@@ -728,11 +728,12 @@ pub struct Recipe {
     pub selection_margin: f64,
     /// The family choices ([`Choice::family`]) are tried on at most this
     /// many rows. A family costs the fits of its members once per related
-    /// objective (up to ten), in every fold and the refit; at 1,024 rows
-    /// that took the six-objective report from 305 s to over 15 minutes
-    /// (`docs/quality.md`), past the bar of issue 5. Where it was measured
-    /// to win is at 32 and 128 rows, where the target's own rows hold the
-    /// least signal.
+    /// objective (up to ten), in every fold and the refit; tried at 1,024
+    /// rows too, it kept our side of the six-objective report running for
+    /// over 20 minutes (stopped there) where it had taken 305 s, past the
+    /// bar of issue 5 (`docs/quality.md`). Where it was measured to win is
+    /// at 32 and 128 rows, where the target's own rows hold the least
+    /// signal.
     pub family_max_rows: usize,
 }
 
