@@ -164,20 +164,22 @@ pub struct Outcome {
 /// every table read once.
 pub fn load(bench_dir: &Path, objectives: &[Objective]) -> Result<Vec<ObjectiveData>, TrainError> {
     let proxies = load_all_proxies(bench_dir)?;
-    let mut loaded: HashMap<String, ObjectiveData> = HashMap::new();
-    let mut get = |o: &Objective| -> Result<ObjectiveData, TrainError> {
-        if let Some(d) = loaded.get(&o.id) {
-            return Ok(d.clone());
+    let mut loaded: HashMap<&str, ObjectiveData> = HashMap::new();
+    let related: Vec<Vec<&Objective>> = objectives
+        .iter()
+        .map(|o| crate::objectives::related(o))
+        .collect();
+    for o in objectives.iter().chain(related.iter().flatten().copied()) {
+        if !loaded.contains_key(o.id.as_str()) {
+            let data = ObjectiveData::load(bench_dir, o, proxies.get(&o.dataset))?;
+            loaded.insert(&o.id, data);
         }
-        let d = ObjectiveData::load(bench_dir, o, proxies.get(&o.dataset))?;
-        loaded.insert(o.id.clone(), d.clone());
-        Ok(d)
-    };
+    }
     let mut out = Vec::with_capacity(objectives.len());
-    for o in objectives {
-        let mut data = get(o)?;
-        for related in crate::objectives::related(o) {
-            data.relate(&get(related)?);
+    for (o, related) in objectives.iter().zip(&related) {
+        let mut data = loaded[o.id.as_str()].clone();
+        for r in related {
+            data.relate(&loaded[r.id.as_str()]);
         }
         out.push(data);
     }
@@ -269,15 +271,8 @@ pub fn run(
                     let (train, test) = split(job.data.len(), job.train_size, job.seed);
                     let x = job.matrix.rows(&train);
                     let y: Vec<f64> = train.iter().map(|&i| job.data.targets[i]).collect();
-                    let related: Vec<RelatedTarget> = job
-                        .data
-                        .related
-                        .iter()
-                        .map(|r| RelatedTarget {
-                            objective: r.objective.clone(),
-                            values: train.iter().map(|&i| r.values[i]).collect(),
-                        })
-                        .collect();
+                    let related: Vec<RelatedTarget> =
+                        job.data.related.iter().map(|r| r.rows(&train)).collect();
                     let fitted = match protocol.recipe.fit_related(
                         &x,
                         &job.matrix.names,

@@ -127,13 +127,7 @@ impl TrainingSet {
 
     /// The related objectives' values of the rows `idx`.
     pub fn related_subset(&self, idx: &[usize]) -> Vec<RelatedTarget> {
-        self.related
-            .iter()
-            .map(|r| RelatedTarget {
-                objective: r.objective.clone(),
-                values: idx.iter().map(|&i| r.values[i]).collect(),
-            })
-            .collect()
+        self.related.iter().map(|r| r.rows(idx)).collect()
     }
 
     /// Adds `objective`'s values for this set's rows: the mean of its

@@ -594,6 +594,16 @@ pub struct RelatedTarget {
     pub values: Vec<f64>,
 }
 
+impl RelatedTarget {
+    /// The values of the rows `idx`, in that order.
+    pub fn rows(&self, idx: &[usize]) -> RelatedTarget {
+        RelatedTarget {
+            objective: self.objective.clone(),
+            values: gather_y(&self.values, idx),
+        }
+    }
+}
+
 /// How a family choice ([`Choice::family`]) combines its models: the
 /// prediction is `intercept + sum(weight * model)`, over the model of the
 /// target itself and those of the related objectives.
@@ -903,12 +913,15 @@ impl Recipe {
                 y.len()
             )));
         }
-        let related: Vec<RelatedTarget> = related
-            .iter()
-            .filter(|r| r.values.iter().all(|v| v.is_finite()))
-            .filter(|_| y.len() <= self.family_max_rows)
-            .cloned()
-            .collect();
+        let related: Vec<RelatedTarget> = if y.len() <= self.family_max_rows {
+            related
+                .iter()
+                .filter(|r| r.values.iter().all(|v| v.is_finite()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let width = names.len();
         let Some(sent) = names.iter().position(|n| n == PROXIES_SENT_FEATURE) else {
             return self.fit_rows(x, names, y, &related, seed);
@@ -930,13 +943,8 @@ impl Recipe {
                 y.len()
             )));
         }
-        let related_complete: Vec<RelatedTarget> = related
-            .iter()
-            .map(|r| RelatedTarget {
-                objective: r.objective.clone(),
-                values: gather_y(&r.values, &complete),
-            })
-            .collect();
+        let related_complete: Vec<RelatedTarget> =
+            related.iter().map(|r| r.rows(&complete)).collect();
         let with = self.fit_rows(
             &gather(x, width, &complete),
             names,
@@ -1036,31 +1044,31 @@ impl Recipe {
                 members.push(member);
             }
         }
-        // Each fold's training rows (of the table) and held-out rows' values.
-        let fold_rows: Vec<(Vec<usize>, Vec<f64>)> = held_out
+        // Each fold's training rows (of the table) and their values, and
+        // the held-out rows' values: gathered once, for every member and
+        // every related target.
+        let fold_rows: Vec<FoldRows> = held_out
             .iter()
             .enumerate()
             .map(|(fold, test)| {
-                let train = (0..cv.len())
+                let train: Vec<usize> = (0..cv.len())
                     .filter(|&k| fold_of[k] != fold)
                     .map(|k| cv[k])
                     .collect();
                 let test_rows: Vec<usize> = test.iter().map(|&k| cv[k]).collect();
-                (train, gather(x, width, &test_rows))
+                FoldRows {
+                    train_x: gather(x, width, &train),
+                    train,
+                    test_x: gather(x, width, &test_rows),
+                }
             })
             .collect();
         let mut out_of_fold = vec![vec![f64::NAN; cv.len()]; members.len()];
-        for ((train_rows, test_x), test) in fold_rows.iter().zip(&held_out) {
-            let train_x = gather(x, width, train_rows);
-            let train_y = gather_y(y, train_rows);
+        for (fold, test) in fold_rows.iter().zip(&held_out) {
+            let train_y = gather_y(y, &fold.train);
             for (m, member) in members.iter().enumerate() {
-                let text = member.fit(&train_x, names, &train_y, seed, self.rounds)?;
-                let forest = Forest::parse(&text).map_err(|e| data_err(e.to_string()))?;
-                let mut pred = vec![0.0; test.len()];
-                forest.predict_batch(test_x, &mut pred);
-                for (&k, p) in test.iter().zip(pred) {
-                    out_of_fold[m][k] = p;
-                }
+                let text = member.fit(&fold.train_x, names, &train_y, seed, self.rounds)?;
+                predict_held_out(&text, &fold.test_x, test, &mut out_of_fold[m])?;
             }
         }
         let member_index = |c: &Candidate| members.iter().position(|m| m.name == c.name);
@@ -1086,20 +1094,15 @@ impl Recipe {
             let mut series = vec![FamilySeries::new(None, None, own)];
             for (r, target) in related.iter().enumerate() {
                 let mut oof = vec![f64::NAN; cv.len()];
-                for ((train_rows, test_x), test) in fold_rows.iter().zip(&held_out) {
+                for (fold, test) in fold_rows.iter().zip(&held_out) {
                     let text = self.fit_mean(
                         &choice.members,
-                        &gather(x, width, train_rows),
+                        &fold.train_x,
                         names,
-                        &gather_y(&target.values, train_rows),
+                        &gather_y(&target.values, &fold.train),
                         seed,
                     )?;
-                    let forest = Forest::parse(&text).map_err(|e| data_err(e.to_string()))?;
-                    let mut pred = vec![0.0; test.len()];
-                    forest.predict_batch(test_x, &mut pred);
-                    for (&k, p) in test.iter().zip(pred) {
-                        oof[k] = p;
-                    }
+                    predict_held_out(&text, &fold.test_x, test, &mut oof)?;
                 }
                 series.push(FamilySeries::new(Some(r), Some(&target.objective), oof));
             }
@@ -1357,13 +1360,7 @@ impl Calibration<'_> {
             // The other folds, in the draw's order.
             let (before, rest) = order.split_at(fold * fold_len);
             let fit_rows = [before, &rest[held.len()..]].concat();
-            let related: Vec<RelatedTarget> = related
-                .iter()
-                .map(|r| RelatedTarget {
-                    objective: r.objective.clone(),
-                    values: gather_y(&r.values, &fit_rows),
-                })
-                .collect();
+            let related: Vec<RelatedTarget> = related.iter().map(|r| r.rows(&fit_rows)).collect();
             let text = recipe.fit_choice(
                 choice,
                 &gather(x, width, &fit_rows),
@@ -1467,6 +1464,31 @@ pub fn learning_curve_shrink(far: (f64, f64), near: (f64, f64), n: f64) -> f64 {
 pub fn conformal_quantile(residuals: &mut [f64], coverage: f64) -> f64 {
     let rank = ((residuals.len() + 1) as f64 * coverage).ceil() as usize;
     metrics::kth_smallest(residuals, rank)
+}
+
+/// One fold of the inner cross-validation: the rows it trains on and
+/// their features, and the features of the rows it holds out.
+struct FoldRows {
+    train: Vec<usize>,
+    train_x: Vec<f64>,
+    test_x: Vec<f64>,
+}
+
+/// Predicts the held-out rows `test_x` with model `text` and writes each
+/// prediction to `out_of_fold` at the row's position in `held_out`.
+fn predict_held_out(
+    text: &str,
+    test_x: &[f64],
+    held_out: &[usize],
+    out_of_fold: &mut [f64],
+) -> Result<(), TrainError> {
+    let forest = Forest::parse(text).map_err(|e| data_err(e.to_string()))?;
+    let mut pred = vec![0.0; held_out.len()];
+    forest.predict_batch(test_x, &mut pred);
+    for (&k, p) in held_out.iter().zip(pred) {
+        out_of_fold[k] = p;
+    }
+    Ok(())
 }
 
 /// The rows `idx` of row-major `x` (`width` values per row), in that order.
