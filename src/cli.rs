@@ -469,6 +469,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub selection_margin: Option<f64>,
 
+    /// The same margin for the family choices (the recipe's own by default).
+    #[arg(long)]
+    pub family_selection_margin: Option<f64>,
+
     /// The most training rows the family choices (the same attack at
     /// smaller strengths) are tried on (the recipe's own limit by default).
     #[arg(long)]

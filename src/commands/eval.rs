@@ -53,11 +53,24 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?;
     }
-    if let Some(margin) = args.selection_margin {
-        if !(margin.is_finite() && margin >= 0.0) {
-            bail!("--selection-margin must be a finite number of at least 0, got {margin}");
+    for (flag, margin, into) in [
+        (
+            "--selection-margin",
+            args.selection_margin,
+            &mut recipe.selection_margin,
+        ),
+        (
+            "--family-selection-margin",
+            args.family_selection_margin,
+            &mut recipe.family_selection_margin,
+        ),
+    ] {
+        if let Some(margin) = margin {
+            if !(margin.is_finite() && margin >= 0.0) {
+                bail!("{flag} must be a finite number of at least 0, got {margin}");
+            }
+            *into = margin;
         }
-        recipe.selection_margin = margin;
     }
     if let Some(rows) = args.family_max_rows {
         recipe.family_max_rows = rows;
