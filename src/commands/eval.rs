@@ -34,6 +34,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.seeds == 0 {
         bail!("--seeds needs at least 1");
     }
+    let seeds_end = args
+        .first_seed
+        .checked_add(args.seeds)
+        .context("--first-seed plus --seeds is past the largest seed")?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -78,7 +82,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let protocol = eval::Protocol {
         objectives,
         train_sizes: args.train_sizes.clone(),
-        seeds: (0..args.seeds).collect(),
+        seeds: (args.first_seed..seeds_end).collect(),
         feature_sets: args.feature_sets.clone(),
         recipe,
         jobs,
