@@ -463,7 +463,7 @@ pub struct EvalArgs {
     /// What the recipe chooses from by inner cross-validation, the default
     /// first: candidates (forest, boosted_small, boosted, additive,
     /// counts_additive, counts_boosted, proxies_forest, onehot_boosted,
-    /// op_costs, boosted_sharp) or the mean of several, joined by `+`
+    /// op_costs, boosted_sharp, counts_forest) or the mean of several, joined by `+`
     /// (forest+boosted_small); the recipe's own list by default. One name
     /// fixes the choice.
     #[arg(long, value_delimiter = ',')]

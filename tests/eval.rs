@@ -226,3 +226,27 @@ fn the_reference_runner_scores_the_same_splits_and_the_report_is_written() {
         );
     }
 }
+
+#[test]
+fn a_missing_reference_runner_is_reported_before_our_side_runs() {
+    let out = tempfile::tempdir().expect("dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nasperf"))
+        .args(["eval", "--objective", OBJECTIVE, "--train-sizes", "32"])
+        .arg("--bench")
+        .arg(common::benchdata())
+        .arg("--reference-script")
+        .arg(out.path().join("no-such-runner.py"))
+        .arg("--out")
+        .arg(out.path().join("report"))
+        .output()
+        .expect("run nasperf eval");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no-such-runner.py") && stderr.contains("--reference-script"),
+        "{stderr}"
+    );
+    // Nothing of our side was fitted: no report, no progress line.
+    assert!(!stderr.contains("our side:"), "{stderr}");
+    assert!(!out.path().join("report").exists());
+}

@@ -34,6 +34,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if args.seeds == 0 {
         bail!("--seeds needs at least 1");
     }
+    // Checked before our side's minutes of fitting, not after them.
+    if !args.no_reference && !args.reference_script.is_file() {
+        bail!(
+            "no reference runner at {} (--reference-script; the default is relative to the \
+             repository's root), or pass --no-reference",
+            args.reference_script.display()
+        );
+    }
     let seeds_end = args
         .first_seed
         .checked_add(args.seeds)
