@@ -460,13 +460,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "scripts/reference_runner.py")]
     pub reference_script: PathBuf,
 
-    /// What the recipe chooses from by inner cross-validation, the default
-    /// first: candidates (forest, boosted_small, boosted, additive,
-    /// counts_additive, counts_boosted, proxies_forest, onehot_boosted,
-    /// op_costs, boosted_sharp, counts_forest) or the mean of several, joined by `+`
-    /// (forest+boosted_small); the recipe's own list by default. One name
-    /// fixes the choice.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = candidates_help())]
     pub candidates: Vec<String>,
 
     /// Standard errors of its advantage in ordering the out-of-fold rows by
@@ -513,4 +507,19 @@ fn parse_proxy(s: &str) -> Result<(String, f64), String> {
         .parse::<f64>()
         .map_err(|_| format!("{value:?} is not a number"))?;
     Ok((name.trim().to_owned(), value))
+}
+
+/// The help of `nasperf eval --candidates`, with the candidate names from
+/// the recipe itself, so that it cannot fall behind it.
+fn candidates_help() -> String {
+    let names: Vec<&str> = crate::train::recipe::Candidate::all()
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    format!(
+        "What the recipe chooses from by inner cross-validation, the default first: \
+         candidates ({}) or the mean of several, joined by `+` (forest+boosted_small); \
+         the recipe's own list by default. One name fixes the choice.",
+        names.join(", ")
+    )
 }
