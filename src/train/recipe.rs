@@ -624,14 +624,18 @@ impl Choice {
     ///   from few rows what the per-edge one needs many for, and the
     ///   booster adds what both miss;
     /// - with the zero-cost proxies (accuracy and robustness), the mean of
-    ///   a forest, a forest on the proxies alone and a small booster: three
-    ///   models whose errors differ, which ranks better than any of them
-    ///   where rows are few;
+    ///   a forest, a forest on the proxies alone, a small booster and the
+    ///   same booster trained on the order of the rows
+    ///   ([`Candidate::boosted_pairwise`]): models whose errors differ,
+    ///   which rank better together than any of them where rows are few.
+    ///   The ranker lifts the strongest attacks, where a regression spends
+    ///   its splits on the few networks far from zero;
     /// - otherwise the mean of a forest and a small booster.
     ///
     /// Besides the single candidates, the one-hot booster and its mean with
     /// the hardware default are options where a thousand rows show the
-    /// interactions of ops. The proxy forest alone is not an option: at 32
+    /// interactions of ops, and the small booster's mean with the ranker
+    /// one for the strongest attacks at a hundred rows and more. The proxy forest alone is not an option: at 32
     /// rows it switched in on noise and lost (`docs/quality.md`).
     ///
     /// Where the values of related objectives are given (the same attack
@@ -651,7 +655,12 @@ impl Choice {
             mean(vec![C::counts_additive(), C::counts_boosted()]),
             mean(vec![C::op_costs(), C::additive(), C::boosted_small()]),
             mean(vec![C::additive(), C::boosted_small()]),
-            mean(vec![C::forest(), C::proxies_forest(), C::boosted_small()]),
+            mean(vec![
+                C::forest(),
+                C::proxies_forest(),
+                C::boosted_small(),
+                C::boosted_pairwise(),
+            ]),
             mean(vec![C::forest(), C::boosted_small()]),
             Choice::single(C::forest()),
             Choice::single(C::boosted_small()),
@@ -663,7 +672,14 @@ impl Choice {
             Choice::single(C::counts_boosted()),
             Choice::single(C::counts_forest()),
             Choice::single(C::boosted_sharp()),
-            Choice::family(vec![C::forest(), C::proxies_forest(), C::boosted_small()]),
+            Choice::single(C::boosted_pairwise()),
+            mean(vec![C::boosted_small(), C::boosted_pairwise()]),
+            Choice::family(vec![
+                C::forest(),
+                C::proxies_forest(),
+                C::boosted_small(),
+                C::boosted_pairwise(),
+            ]),
         ]
     }
 }
@@ -1518,9 +1534,14 @@ const FLOOR_SHARE_MULTIPLES: [f64; 5] = [0.5, 0.75, 1.0, 1.25, 1.5];
 /// loss is nearly the pairwise one (measured: groups of 2, 4 and 8 within
 /// 0.01 at N = 32).
 const PAIRWISE_GROUP: usize = 4;
-/// Shuffles of the training rows into queries: every row in this many
-/// queries, each with other rows.
+/// Shuffles of the training rows into queries, at most: every row in this
+/// many queries, each with other rows.
 const PAIRWISE_REPEATS: usize = 8;
+/// Fewer shuffles where rows are many: enough for this many rows in all
+/// (at least one shuffle). A thousand rows hold half a million pairs;
+/// eight shuffles of them would cost eight boosters' time for pairs that
+/// two already sample well.
+const PAIRWISE_ROWS: usize = 2048;
 /// Relevance levels of a row's rank, and the length of LightGBM's
 /// `label_gain` (its default is 31 levels).
 const RELEVANCE_LEVELS: usize = 31;
@@ -1562,10 +1583,11 @@ fn fit_order(
     let relevance = relevance_levels(y);
     let group = PAIRWISE_GROUP.min(n);
     let per_shuffle = n / group * group;
+    let shuffles = (PAIRWISE_ROWS / n).clamp(1, PAIRWISE_REPEATS);
     let mut rng = SplitMix64(seed ^ 0x0de2_5a1e);
-    let mut rows = Vec::with_capacity(PAIRWISE_REPEATS * per_shuffle * width);
-    let mut labels = Vec::with_capacity(PAIRWISE_REPEATS * per_shuffle);
-    for _ in 0..PAIRWISE_REPEATS {
+    let mut rows = Vec::with_capacity(shuffles * per_shuffle * width);
+    let mut labels = Vec::with_capacity(shuffles * per_shuffle);
+    for _ in 0..shuffles {
         for &i in &rng.permutation(n)[..per_shuffle] {
             rows.extend_from_slice(&x[i * width..(i + 1) * width]);
             labels.push(relevance[i]);
