@@ -1520,17 +1520,6 @@ const FLOOR_MIN_SHARE: f64 = 0.05;
 /// multiple of the share of rows on the floor falls.
 const FLOOR_SHARE_MULTIPLES: [f64; 5] = [0.5, 0.75, 1.0, 1.25, 1.5];
 
-/// The floor to clamp predictions to, from the chosen option's
-/// out-of-fold predictions `oof` of the targets `truth`: `None` unless at
-/// least [`FLOOR_MIN_SHARE`] of the rows (and 3) sit exactly on the
-/// minimum, as most networks do under a strong attack (0% accuracy). The
-/// threshold is the out-of-fold prediction below which some multiple of
-/// that share of the rows falls ([`FLOOR_SHARE_MULTIPLES`]): the multiple
-/// whose floor ranks the rows best, if it ranks them better than no floor.
-///
-/// Why the pooled tau and not the paired rule of [`Recipe::select`]: the
-/// paired rule kept no floor where one won on the test networks (APGD-CE
-/// at eps 4/255 and N = 128: 0.340 against 0.373, `docs/quality.md`).
 /// Rows in each drawn query of a candidate that learns order
 /// ([`Candidate::boosted_pairwise`]): four rows, six pairs, so the ranking
 /// loss is nearly the pairwise one (measured in the proxy mean at N = 32:
@@ -1630,6 +1619,17 @@ fn least_squares_line(s: &[f64], y: &[f64]) -> (f64, f64) {
     (my - slope * ms, slope)
 }
 
+/// The floor to clamp predictions to, from the chosen option's
+/// out-of-fold predictions `oof` of the targets `truth`: `None` unless at
+/// least [`FLOOR_MIN_SHARE`] of the rows (and 3) sit exactly on the
+/// minimum, as most networks do under a strong attack (0% accuracy). The
+/// threshold is the out-of-fold prediction below which some multiple of
+/// that share of the rows falls ([`FLOOR_SHARE_MULTIPLES`]): the multiple
+/// whose floor ranks the rows best, if it ranks them better than no floor.
+///
+/// Why the pooled tau and not the paired rule of [`Recipe::select`]: the
+/// paired rule kept no floor where one won on the test networks (APGD-CE
+/// at eps 4/255 and N = 128: 0.340 against 0.373, `docs/quality.md`).
 fn choose_floor(oof: &[f64], truth: &[f64]) -> Option<Floor> {
     let value = truth.iter().copied().fold(f64::INFINITY, f64::min);
     let on_floor = truth.iter().filter(|&&t| t == value).count();
