@@ -777,19 +777,7 @@ impl Family {
                     / k
             })
             .collect();
-        let n = truth.len() as f64;
-        let (mx, my) = (mean.iter().sum::<f64>() / n, truth.iter().sum::<f64>() / n);
-        let sxx: f64 = mean.iter().map(|m| (m - mx).powi(2)).sum();
-        let sxy: f64 = mean
-            .iter()
-            .zip(truth)
-            .map(|(m, t)| (m - mx) * (t - my))
-            .sum();
-        let slope = sxy / sxx;
-        if !(slope.is_finite() && slope > 0.0) {
-            return None;
-        }
-        let intercept = my - slope * mx;
+        let (intercept, slope) = rising_least_squares_line(&mean, truth)?;
         let family = Family {
             members: used
                 .iter()
@@ -1536,6 +1524,9 @@ const PAIRWISE_ROWS: usize = 2048;
 /// Relevance levels of a row's rank, and the length of LightGBM's
 /// `label_gain` (its default is 31 levels).
 const RELEVANCE_LEVELS: usize = 31;
+/// The weight of a ranker's scores that do not rise with the target: not
+/// zero, which a blend refuses.
+const NEGLIGIBLE_SLOPE: f64 = 1e-12;
 
 /// Each row's rank among `y` in [`RELEVANCE_LEVELS`] levels, 0 the
 /// lowest: the rows below it, scaled. Tied rows share a level.
@@ -1595,28 +1586,28 @@ fn fit_order(
     let forest = Forest::parse(&text).map_err(|e| data_err(e.to_string()))?;
     let mut scores = vec![0.0; n];
     forest.predict_batch(x, &mut scores);
-    let (intercept, slope) = least_squares_line(&scores, y);
+    // A ranker whose scores do not rise with the target on its own
+    // training rows (all tied, or no order learned) becomes a model of the
+    // mean that keeps their order at a negligible weight, so a blend of it
+    // with others is the others'.
+    let (intercept, slope) = rising_least_squares_line(&scores, y).unwrap_or_else(|| {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        (mean(y) - NEGLIGIBLE_SLOPE * mean(&scores), NEGLIGIBLE_SLOPE)
+    });
     let scaled = blend::blend(&[(slope, &text)]).map_err(|e| data_err(e.to_string()))?;
     blend::offset(&scaled, intercept).map_err(|e| data_err(e.to_string()))
 }
 
-/// The line `y = intercept + slope * s` of least squares, with a slope
-/// kept positive: a ranker's scores that do not rise with the target on
-/// its own training rows (all tied, or no order learned) become a model
-/// of the mean that keeps their order at a negligible weight, so a blend
-/// of it with others is the others'.
-fn least_squares_line(s: &[f64], y: &[f64]) -> (f64, f64) {
-    let n = s.len().max(1) as f64;
+/// The line `y = intercept + slope * s` of least squares through the
+/// points, or `None` unless its slope is finite and positive (scores that
+/// do not rise with the target, or do not vary).
+fn rising_least_squares_line(s: &[f64], y: &[f64]) -> Option<(f64, f64)> {
+    let n = s.len() as f64;
     let (ms, my) = (s.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let var: f64 = s.iter().map(|a| (a - ms).powi(2)).sum();
     let cov: f64 = s.iter().zip(y).map(|(a, b)| (a - ms) * (b - my)).sum();
-    let var: f64 = s.iter().map(|a| (a - ms) * (a - ms)).sum();
     let slope = cov / var;
-    let slope = if slope.is_finite() && slope > 0.0 {
-        slope
-    } else {
-        1e-12
-    };
-    (my - slope * ms, slope)
+    (slope.is_finite() && slope > 0.0).then_some((my - slope * ms, slope))
 }
 
 /// The floor to clamp predictions to, from the chosen option's
