@@ -2500,12 +2500,18 @@ mod tests {
         assert!(tau > 0.98, "{tau}");
     }
 
+    /// `n` targets, the first `zeros` on the floor at 0 and the others at
+    /// their position: a target under a strong attack, in order.
+    fn zeros_then_positions(n: u32, zeros: u32) -> Vec<f64> {
+        (0..n)
+            .map(|i| if i < zeros { 0.0 } else { f64::from(i) })
+            .collect()
+    }
+
     #[test]
     fn a_floor_is_kept_where_it_ranks_the_out_of_fold_rows_better() {
         // Half the rows on 0; the predictions order them by noise.
-        let truth: Vec<f64> = (0..40)
-            .map(|i| if i < 20 { 0.0 } else { f64::from(i) })
-            .collect();
+        let truth = zeros_then_positions(40, 20);
         let oof: Vec<f64> = (0..40)
             .map(|i| {
                 if i < 20 {
@@ -2553,9 +2559,7 @@ mod tests {
         // 36 of 40 rows at 0, as under the strongest attacks; the
         // out-of-fold predictions order the zeros by noise and put one of
         // the four rows above 0 among them.
-        let truth: Vec<f64> = (0..40)
-            .map(|i| if i < 36 { 0.0 } else { f64::from(i) })
-            .collect();
+        let truth = zeros_then_positions(40, 36);
         let oof: Vec<f64> = (0..40)
             .map(|i| match i {
                 36 => 0.105,
@@ -2573,9 +2577,7 @@ mod tests {
         // can improve, get it as well, where below that share of rows on
         // the minimum they get none.
         assert!(choose_floor(&truth, &truth).is_some());
-        let half: Vec<f64> = (0..40)
-            .map(|i| if i < 20 { 0.0 } else { f64::from(i) })
-            .collect();
+        let half = zeros_then_positions(40, 20);
         assert_eq!(choose_floor(&half, &half), None);
     }
 
