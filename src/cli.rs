@@ -478,6 +478,12 @@ pub struct EvalArgs {
     #[arg(long)]
     pub family_max_rows: Option<usize>,
 
+    /// The share of training rows on the target's minimum from which the
+    /// family choice is the default (the recipe's own by default; above 1,
+    /// never).
+    #[arg(long)]
+    pub family_default_floor_share: Option<f64>,
+
     /// Our side only.
     #[arg(long)]
     pub no_reference: bool,

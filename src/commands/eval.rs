@@ -87,6 +87,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(rows) = args.family_max_rows {
         recipe.family_max_rows = rows;
     }
+    if let Some(share) = args.family_default_floor_share {
+        if !(share.is_finite() && share >= 0.0) {
+            bail!(
+                "--family-default-floor-share must be a finite number of at least 0, got {share}"
+            );
+        }
+        recipe.family_default_floor_share = share;
+    }
     let protocol = eval::Protocol {
         objectives,
         train_sizes: args.train_sizes.clone(),

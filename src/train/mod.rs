@@ -42,7 +42,9 @@ pub enum TrainError {
     LightGbm(#[from] lightgbm3::Error),
     #[error(transparent)]
     Training(#[from] lightgbm::LightGbmError),
-    #[error("{objective}: {message}")]
+    /// Training data a fit cannot use; `objective` is empty where the
+    /// error arises below the level that knows it (the recipe).
+    #[error("{}", with_objective(objective, message))]
     Data { objective: String, message: String },
     #[error("writing {path}: {source}")]
     Write {
@@ -50,6 +52,14 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn with_objective(objective: &str, message: &str) -> String {
+    if objective.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{objective}: {message}")
+    }
 }
 
 /// How `nasperf train` and retraining train: the recipe (which chooses the
@@ -581,6 +591,20 @@ pub fn load_all_proxies(
 mod tests {
     use super::*;
     use crate::objectives::catalogue;
+
+    #[test]
+    fn a_data_error_names_its_objective_only_where_it_knows_it() {
+        let named = TrainError::Data {
+            objective: "cifar10/pgd_eps8".into(),
+            message: "too few rows".into(),
+        };
+        assert_eq!(named.to_string(), "cifar10/pgd_eps8: too few rows");
+        let unnamed = TrainError::Data {
+            objective: String::new(),
+            message: "too few rows".into(),
+        };
+        assert_eq!(unnamed.to_string(), "too few rows");
+    }
 
     #[test]
     fn rows_from_sums_equal_rows_from_the_measurements_they_sum() {
