@@ -655,8 +655,12 @@ impl Choice {
     /// at smaller strengths, [`crate::objectives::related`]), the proxy
     /// default fitted on each of them and averaged with the target's own
     /// ([`Family`]) is an option: it ranks the strongest attacks better at
-    /// 32 and 128 rows, but not everywhere (APGD-CE at eps 8/255 and 128
-    /// rows: 0.130 against 0.281), so the inner cross-validation decides.
+    /// 32 and 128 rows, but not everywhere (Square at eps 8/255 and 128
+    /// rows: 0.380 -> 0.354 as the default), so the inner cross-validation
+    /// decides;
+    /// it is the default where many rows sit on the target's minimum
+    /// ([`Recipe::family_default_floor_share`]). Where the ranker is not
+    /// tried, the same family without it stands in for it.
     ///
     /// `docs/quality.md` has the figures. Neither default is chosen by the
     /// inner cross-validation where rows are few: at 32 rows its figures
