@@ -2305,6 +2305,42 @@ mod tests {
     }
 
     #[test]
+    fn where_the_ranker_is_not_tried_the_family_without_it_stands_in() {
+        let (names, x, y) = proxy_rows(48);
+        let mut sorted = y.clone();
+        sorted.sort_by(f64::total_cmp);
+        // Nearly every row at 0, as under APGD-CE at eps 8/255: too many
+        // ties for the ranker.
+        let cut = sorted[y.len() * 9 / 10];
+        let strong: Vec<f64> = y.iter().map(|v| (v - cut).max(0.0)).collect();
+        assert!(ordered_query_share(&strong) < MIN_ORDERED_QUERY_SHARE);
+        let named = |n: &str| Choice::named(n).expect("named");
+        let recipe = Recipe {
+            choices: vec![
+                named("forest+proxies_forest+boosted_small+boosted_pairwise"),
+                named("forest+proxies_forest+boosted_small"),
+                named("family(forest+proxies_forest+boosted_small+boosted_pairwise)"),
+                named("family(forest+proxies_forest+boosted_small)"),
+            ],
+            selection_margin: 1e9,
+            family_selection_margin: 1e9,
+            ..Recipe::with_rounds(60)
+        };
+        let fitted = recipe
+            .fit_related(&x, &names, &strong, &[weaker_attack(&y)], 3)
+            .expect("fit");
+        assert_eq!(fitted.chosen, "family(forest+proxies_forest+boosted_small)");
+        assert!(fitted.cv_kendall_tau[0].is_nan() && fitted.cv_kendall_tau[2].is_nan());
+        // Where the ranker is tried, its family is formed and the other
+        // is not fitted at all (a family costs a fit per related target).
+        let fitted = recipe
+            .fit_related(&x, &names, &y, &[weaker_attack(&y)], 3)
+            .expect("fit");
+        assert!(fitted.cv_kendall_tau[2].is_finite());
+        assert!(fitted.cv_kendall_tau[3].is_nan());
+    }
+
+    #[test]
     fn a_family_serves_the_weighted_sum_of_its_models_of_each_objective() {
         let (names, x, y) = proxy_rows(64);
         let choice = Choice::named("family(forest+proxies_forest+boosted_small)").expect("named");
