@@ -657,10 +657,9 @@ impl Choice {
     /// ([`Family`]) is an option: it ranks the strongest attacks better at
     /// 32 and 128 rows, but not everywhere (Square at eps 8/255 and 128
     /// rows: 0.380 -> 0.354 as the default), so the inner cross-validation
-    /// decides;
-    /// it is the default where many rows sit on the target's minimum
-    /// ([`Recipe::family_default_floor_share`]). Where the ranker is not
-    /// tried, the same family without it stands in for it.
+    /// decides, except where many rows sit on the target's minimum: there
+    /// it is the default ([`Recipe::family_default_floor_share`]). Where
+    /// the ranker is not tried, the same family without it stands in.
     ///
     /// `docs/quality.md` has the figures. Neither default is chosen by the
     /// inner cross-validation where rows are few: at 32 rows its figures
