@@ -1703,15 +1703,17 @@ fn rising_least_squares_line(s: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     (slope.is_finite() && slope > 0.0).then_some((my - slope * ms, slope))
 }
 
+/// The minimum of `values` and how many of them are equal to it
+/// (infinity and 0 for none).
+fn minimum_and_ties(values: &[f64]) -> (f64, usize) {
+    let value = values.iter().copied().fold(f64::INFINITY, f64::min);
+    (value, values.iter().filter(|&&t| t == value).count())
+}
+
 /// The share of `values` equal to their minimum; 0 for none.
 fn share_on_minimum(values: &[f64]) -> f64 {
-    let value = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let on_floor = values.iter().filter(|&&t| t == value).count();
-    if values.is_empty() {
-        0.0
-    } else {
-        on_floor as f64 / values.len() as f64
-    }
+    let (_, on_floor) = minimum_and_ties(values);
+    on_floor as f64 / values.len().max(1) as f64
 }
 
 /// The floor to clamp predictions to, from the chosen option's
@@ -1728,9 +1730,8 @@ fn share_on_minimum(values: &[f64]) -> f64 {
 /// paired rule kept no floor where one won on the test networks (APGD-CE
 /// at eps 4/255 and N = 128: 0.340 against 0.373, `docs/quality.md`).
 fn choose_floor(oof: &[f64], truth: &[f64]) -> Option<Floor> {
-    let value = truth.iter().copied().fold(f64::INFINITY, f64::min);
-    let on_floor = truth.iter().filter(|&&t| t == value).count();
-    let share = share_on_minimum(truth);
+    let (value, on_floor) = minimum_and_ties(truth);
+    let share = on_floor as f64 / truth.len() as f64;
     if on_floor < 3 || share < FLOOR_MIN_SHARE || oof.iter().any(|p| !p.is_finite()) {
         return None;
     }
@@ -2262,15 +2263,22 @@ mod tests {
         assert!(err.to_string().contains("cifar10/weaker"), "{err}");
     }
 
+    /// `y` under a strong attack: the rows below its value at `share` of
+    /// the sorted rows at 0, the others shifted down by that value, so
+    /// that their order is `y`'s.
+    fn at_zero_below(y: &[f64], share: f64) -> Vec<f64> {
+        let mut sorted = y.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let cut = sorted[(y.len() as f64 * share) as usize];
+        y.iter().map(|v| (v - cut).max(0.0)).collect()
+    }
+
     #[test]
     fn where_many_rows_are_on_the_minimum_the_family_is_the_default() {
         let (names, x, y) = proxy_rows(48);
-        let mut sorted = y.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted[y.len() / 2];
         // Half the rows at 0, as under a strong attack; the unclamped
         // values are the weaker attack's.
-        let strong: Vec<f64> = y.iter().map(|v| (v - median).max(0.0)).collect();
+        let strong = at_zero_below(&y, 0.5);
         let related = [weaker_attack(&y)];
         // Margins no choice can clear: what is chosen is the default.
         let recipe = Recipe {
@@ -2306,12 +2314,9 @@ mod tests {
     #[test]
     fn where_the_ranker_is_not_tried_the_family_without_it_stands_in() {
         let (names, x, y) = proxy_rows(48);
-        let mut sorted = y.clone();
-        sorted.sort_by(f64::total_cmp);
         // Nearly every row at 0, as under APGD-CE at eps 8/255: too many
         // ties for the ranker.
-        let cut = sorted[y.len() * 9 / 10];
-        let strong: Vec<f64> = y.iter().map(|v| (v - cut).max(0.0)).collect();
+        let strong = at_zero_below(&y, 0.9);
         assert!(ordered_query_share(&strong) < MIN_ORDERED_QUERY_SHARE);
         let named = |n: &str| Choice::named(n).expect("named");
         let recipe = Recipe {
