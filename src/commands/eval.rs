@@ -65,7 +65,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?;
     }
-    for (flag, margin, into) in [
+    // Margins and a share: each a finite number of at least 0.
+    for (flag, value, into) in [
         (
             "--selection-margin",
             args.selection_margin,
@@ -76,24 +77,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             args.family_selection_margin,
             &mut recipe.family_selection_margin,
         ),
+        (
+            "--family-default-floor-share",
+            args.family_default_floor_share,
+            &mut recipe.family_default_floor_share,
+        ),
     ] {
-        if let Some(margin) = margin {
-            if !(margin.is_finite() && margin >= 0.0) {
-                bail!("{flag} must be a finite number of at least 0, got {margin}");
+        if let Some(value) = value {
+            if !(value.is_finite() && value >= 0.0) {
+                bail!("{flag} must be a finite number of at least 0, got {value}");
             }
-            *into = margin;
+            *into = value;
         }
     }
     if let Some(rows) = args.family_max_rows {
         recipe.family_max_rows = rows;
-    }
-    if let Some(share) = args.family_default_floor_share {
-        if !(share.is_finite() && share >= 0.0) {
-            bail!(
-                "--family-default-floor-share must be a finite number of at least 0, got {share}"
-            );
-        }
-        recipe.family_default_floor_share = share;
     }
     let protocol = eval::Protocol {
         objectives,
