@@ -214,6 +214,7 @@ impl ObjectiveData {
         self.related.push(train::RelatedTarget {
             objective: other.objective.id.clone(),
             values,
+            weaker: crate::objectives::is_weaker_strength(&self.objective, &other.objective),
         });
     }
 
