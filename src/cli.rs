@@ -473,28 +473,16 @@ pub struct EvalArgs {
     #[arg(long)]
     pub family_selection_margin: Option<f64>,
 
-    /// The most training rows the family choices (models of related
-    /// objectives) are tried on (the recipe's own limit by default).
+    /// The most training rows the family choices (the same attack at
+    /// smaller strengths) are tried on (the recipe's own limit by default).
     #[arg(long)]
     pub family_max_rows: Option<usize>,
 
     /// The share of training rows on the target's minimum from which the
-    /// family choice learns from the weaker strengths and is the default
-    /// (the recipe's own by default; above 1, never).
+    /// family choice is the default (the recipe's own by default; above 1,
+    /// never).
     #[arg(long)]
     pub family_default_floor_share: Option<f64>,
-
-    /// Below that share, how many related objectives (the most concordant
-    /// with the target on the training rows) a family learns from (the
-    /// recipe's own by default).
-    #[arg(long)]
-    pub family_size: Option<usize>,
-
-    /// Up to how many training rows the family is the default wherever it
-    /// can be formed (the recipe's own by default; 0, only where many rows
-    /// sit on the target's minimum).
-    #[arg(long)]
-    pub family_default_max_rows: Option<usize>,
 
     /// Our side only.
     #[arg(long)]

@@ -378,10 +378,9 @@ async fn hardware_objectives_train_on_cells_as_sent(store: &Store) {
     assert_eq!(r.training_rows + r.heldout_rows, 600);
 }
 
-/// Retraining reads what the study measured of the related objectives (here
-/// the same attack at smaller strengths): the recipe's family choice is
-/// tried on them, and a weaker attack's new measurement is new training
-/// data for the strong one.
+/// Retraining reads what the study measured of the same attack at smaller
+/// strengths: the recipe's family choice is tried on it, and a weaker
+/// attack's new measurement is new training data for the strong one.
 async fn a_strong_attack_learns_from_the_weaker_ones_the_study_measured(store: &Store) {
     const TARGET: &str = "cifar10/pgd_eps2";
     store.create_study("attacks", "").await.expect("study");

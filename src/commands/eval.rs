@@ -93,12 +93,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(rows) = args.family_max_rows {
         recipe.family_max_rows = rows;
     }
-    if let Some(size) = args.family_size {
-        recipe.family_size = size;
-    }
-    if let Some(rows) = args.family_default_max_rows {
-        recipe.family_default_max_rows = rows;
-    }
     let protocol = eval::Protocol {
         objectives,
         train_sizes: args.train_sizes.clone(),

@@ -214,7 +214,6 @@ impl ObjectiveData {
         self.related.push(train::RelatedTarget {
             objective: other.objective.id.clone(),
             values,
-            weaker: crate::objectives::is_weaker_strength(&self.objective, &other.objective),
         });
     }
 

@@ -331,8 +331,8 @@ async fn attempt(
         .map(|e| e.max_evaluation_id)
         .max()
         .unwrap_or(0);
-    // What the study measured of the related objectives (the table's other
-    // attacks and strengths), for the recipe's family choice.
+    // What the study measured of the related objectives (the same attack
+    // at smaller strengths), for the recipe's family choice.
     let mut related = Vec::new();
     for r in objectives::related(&objective) {
         let measured = store
@@ -588,7 +588,7 @@ fn prepare(
     )
     .map_err(|e| e.to_string())?;
     for (r, measured) in related {
-        set.attach_related(objective, r, cell_sums(measured)?);
+        set.attach_related(r, cell_sums(measured)?);
     }
     let (mut train_idx, mut test_idx) = (Vec::new(), Vec::new());
     for (i, cell) in set.cells.iter().enumerate() {

@@ -140,15 +140,13 @@ impl TrainingSet {
         self.related.iter().map(|r| r.rows(idx)).collect()
     }
 
-    /// Adds `objective`'s values for this set's rows, as related to
-    /// `target` (this set's objective): the mean of its
+    /// Adds `objective`'s values for this set's rows: the mean of its
     /// measurements (`(cell, sum of values, how many)`, as
     /// [`build_training_set_from_sums`] takes them) of each row's network,
     /// canonical where the objective depends on the canonical cell; NaN
     /// for a row it has none of.
     pub fn attach_related(
         &mut self,
-        target: &Objective,
         objective: &Objective,
         sums: impl IntoIterator<Item = (Cell, f64, u64)>,
     ) {
@@ -176,7 +174,6 @@ impl TrainingSet {
         self.related.push(RelatedTarget {
             objective: objective.id.clone(),
             values,
-            weaker: crate::objectives::is_weaker_strength(target, objective),
         });
     }
 
@@ -399,6 +396,10 @@ pub fn train_objective(
     let measurements = bench::load_objective(bench_dir, objective)?;
     let proxies = if config.use_proxies { proxies } else { None };
     let mut set = build_training_set(objective, &measurements, proxies, &space)?;
+    for related in crate::objectives::related(objective) {
+        let measured = bench::load_objective(bench_dir, related)?;
+        set.attach_related(related, measured.iter().map(|m| (m.cell, m.value, 1)));
+    }
     let data_err = |message: String| TrainError::Data {
         objective: objective.id.clone(),
         message,
@@ -413,19 +414,6 @@ pub fn train_objective(
     let n_test =
         ((set.len() as f64 * config.holdout_fraction).round() as usize).clamp(1, set.len() - 1);
     let (test, train) = order.split_at(n_test);
-    // The related objectives' tables are read only where the recipe's
-    // family may learn from them: a robustness objective has 31, each a
-    // read of the whole table, and a full table is past the family's rows.
-    if train.len() <= config.recipe.family_max_rows {
-        for related in crate::objectives::related(objective) {
-            let measured = bench::load_objective(bench_dir, related)?;
-            set.attach_related(
-                objective,
-                related,
-                measured.iter().map(|m| (m.cell, m.value, 1)),
-            );
-        }
-    }
     let fitted = fit(&set, train, config).map_err(|e| match e {
         TrainError::Data { message, .. } => data_err(message),
         other => other,
@@ -690,13 +678,9 @@ mod tests {
                 if i == 0 { 2 } else { 1 },
             )
         });
-        set.attach_related(target, weaker, sums);
+        set.attach_related(weaker, sums);
         assert_eq!(set.related.len(), 1);
         assert_eq!(set.related[0].objective, "cifar10/pgd_eps1");
-        assert!(
-            set.related[0].weaker,
-            "PGD at eps 1 is PGD eps 2's weaker strength"
-        );
         let values = &set.related[0].values;
         assert_eq!(&values[..5], &[15.0, 11.0, 12.0, 13.0, 14.0]);
         assert!(values[5].is_nan());
@@ -707,10 +691,5 @@ mod tests {
         );
         let subset = set.related_subset(&[4, 1]);
         assert_eq!(subset[0].values, [14.0, 11.0]);
-        assert!(subset[0].weaker);
-        // Another attack is related, but not a weaker strength.
-        let other = crate::objectives::get("cifar10/fgsm_eps1").expect("in the catalogue");
-        set.attach_related(target, other, cells.iter().map(|&c| (c, 1.0, 1)));
-        assert!(!set.related[1].weaker);
     }
 }

@@ -17,10 +17,9 @@
 //! ([`Candidate::proxies_forest`]). Where many rows sit on the target's
 //! minimum (0% accuracy under a strong attack), predictions below a
 //! threshold are that minimum ([`Floor`], chosen like the rest on the
-//! out-of-fold rows). Where the values of related objectives (the table's
-//! other attacks and strengths) are given for the same rows, the proxy
-//! default fitted on a few of them and averaged with the target's own is
-//! the default on a few dozen rows and an option beyond
+//! out-of-fold rows). Where the values of the same attack at smaller
+//! strengths are given for the same rows, the proxy default fitted on each
+//! of them and averaged with the target's own is an option too
 //! ([`Choice::family`], [`Family`]). The same recipe serves `nasperf eval`,
 //! `nasperf train` and retraining.
 //!
@@ -652,18 +651,15 @@ impl Choice {
     /// one for the strongest attacks at a hundred rows and more. The proxy forest alone is not an option: at 32
     /// rows it switched in on noise and lost (`docs/quality.md`).
     ///
-    /// Where the values of related objectives are given (the table's other
-    /// attacks and strengths, [`crate::objectives::related`]), the proxy
-    /// default fitted on some of them and averaged with the target's own
-    /// ([`Family`]): the weaker strengths of the target's attack where many
-    /// rows sit on its minimum ([`Recipe::family_default_floor_share`]),
-    /// else the few most concordant with the target
-    /// ([`Recipe::family_size`]). It is the default where many rows sit on
-    /// the minimum and wherever rows are few
-    /// ([`Recipe::family_default_max_rows`]); elsewhere the inner
-    /// cross-validation decides (as the default at 128 rows it lost on
-    /// some weak attacks). Where the ranker is not tried, the same family
-    /// without it stands in.
+    /// Where the values of related objectives are given (the same attack
+    /// at smaller strengths, [`crate::objectives::related`]), the proxy
+    /// default fitted on each of them and averaged with the target's own
+    /// ([`Family`]) is an option: it ranks the strongest attacks better at
+    /// 32 and 128 rows, but not everywhere (Square at eps 8/255 and 128
+    /// rows: 0.380 -> 0.354 as the default), so the inner cross-validation
+    /// decides, except where many rows sit on the target's minimum: there
+    /// it is the default ([`Recipe::family_default_floor_share`]). Where
+    /// the ranker is not tried, the same family without it stands in.
     ///
     /// `docs/quality.md` has the figures. Neither default is chosen by the
     /// inner cross-validation where rows are few: at 32 rows its figures
@@ -713,10 +709,6 @@ impl Choice {
 pub struct RelatedTarget {
     pub objective: String,
     pub values: Vec<f64>,
-    /// The target's attack at a smaller strength
-    /// ([`crate::objectives::is_weaker_strength`]): the family where most
-    /// rows sit on the target's minimum.
-    pub weaker: bool,
 }
 
 impl RelatedTarget {
@@ -725,7 +717,6 @@ impl RelatedTarget {
         RelatedTarget {
             objective: self.objective.clone(),
             values: gather_y(&self.values, idx),
-            weaker: self.weaker,
         }
     }
 }
@@ -876,9 +867,8 @@ pub struct Recipe {
     /// signal.
     pub family_max_rows: usize,
     /// Where at least this share of the rows sit on the target's minimum,
-    /// the first family choice that can be formed learns from the weaker
-    /// strengths of the target's attack, is the default, and the others
-    /// must beat it. There the target's own rows hold least of the
+    /// the first family choice that can be formed is the default and the
+    /// others must beat it. There the target's own rows hold least of the
     /// order (many tie at 0% accuracy under a strong attack), and the
     /// same networks' values under weaker attacks hold more, which the
     /// inner cross-validation, on 32 rows, cannot show in most seeds.
@@ -889,26 +879,6 @@ pub struct Recipe {
     /// 0.1 sits in the gap between the shares of 4.6 to 6.5% and of
     /// 22%. Above 1, never.
     pub family_default_floor_share: f64,
-    /// Below that share, the family learns from the target and the this
-    /// many related objectives whose values are the most concordant with
-    /// the target's on the training rows (Kendall tau-b, positive only),
-    /// whatever their attack or strength: a weak or middling attack's
-    /// networks vary, and the attacks nearest in their order, not only the
-    /// weaker strengths of the same one, say most about it. At or above
-    /// the share, the weaker strengths of the target's attack: ties at the
-    /// minimum make any tau against the target say little there, and the
-    /// weaker strengths order the networks it leaves at 0%.
-    pub family_size: usize,
-    /// Up to this many rows the family is the default wherever it can be
-    /// formed, not only where many rows sit on the target's minimum: on a
-    /// few dozen rows the models of the most concordant related objectives
-    /// hold order the target's own rows cannot show, and the inner
-    /// cross-validation cannot tell it from noise there. Measured on eight
-    /// CIFAR-10 attacks (`docs/quality.md`): at 32 rows up in seven of
-    /// eight (PGD eps 1/255 0.379 -> 0.397, APGD-CE eps 2/255 0.378 ->
-    /// 0.401), at 128 rows as the default down in three by up to 0.011 and
-    /// up in three; there it is an option.
-    pub family_default_max_rows: usize,
 }
 
 impl Recipe {
@@ -993,8 +963,6 @@ impl Default for Recipe {
             family_selection_margin: 1.5,
             family_max_rows: 512,
             family_default_floor_share: 0.1,
-            family_size: 3,
-            family_default_max_rows: 64,
         }
     }
 }
@@ -1252,9 +1220,7 @@ impl Recipe {
                     .collect(),
             )
         };
-        // A family choice's mean fitted on each related target it learns
-        // from, out of fold.
-        let family_related = self.family_related(related, &cv, &cv_y);
+        // A family choice's mean fitted on each related target, out of fold.
         let mut families: Vec<Option<(Family, Vec<f64>)>> = vec![None; self.choices.len()];
         for (c, choice) in self.choices.iter().enumerate() {
             // The later family choices are fallbacks for the first one
@@ -1263,14 +1229,12 @@ impl Recipe {
             if families.iter().any(Option::is_some) {
                 break;
             }
-            let Some(own) =
-                mean_oof(choice).filter(|_| choice.family && !family_related.is_empty())
+            let Some(own) = mean_oof(choice).filter(|_| choice.family && !related.is_empty())
             else {
                 continue;
             };
             let mut series = vec![FamilySeries::new(None, None, own)];
-            for &r in &family_related {
-                let target = &related[r];
+            for (r, target) in related.iter().enumerate() {
                 let mut oof = vec![f64::NAN; cv.len()];
                 for (fold, test) in fold_rows.iter().zip(&held_out) {
                     let text = self.fit_mean(
@@ -1318,7 +1282,7 @@ impl Recipe {
                     && (!c.family || family.is_some())
             })
             .ok_or_else(|| data_err("no choice of the recipe can read this table".to_owned()))?;
-        let preferred = (n <= self.family_default_max_rows || self.many_on_minimum(&cv_y))
+        let preferred = (share_on_minimum(&cv_y) >= self.family_default_floor_share)
             .then(|| {
                 self.choices
                     .iter()
@@ -1372,39 +1336,6 @@ impl Recipe {
     /// The choice to refit, from each choice's out-of-fold Kendall tau
     /// (`pooled`, NaN for a choice that could not be tried or predicted a
     /// constant) and its out-of-fold predictions (`oof[choice][row]`) of
-    /// Whether at least [`Recipe::family_default_floor_share`] of `y` sit on
-    /// its minimum: a strong attack's target, where the family is the
-    /// default and learns from the weaker strengths.
-    fn many_on_minimum(&self, y: &[f64]) -> bool {
-        share_on_minimum(y) >= self.family_default_floor_share
-    }
-
-    /// The related objectives (indices into `related`) a family choice
-    /// learns from on the rows `rows`, whose targets are `y`: the weaker
-    /// strengths of the target's attack where many rows are on its minimum
-    /// ([`Recipe::many_on_minimum`]), else the [`Recipe::family_size`] most
-    /// concordant with `y` (positive Kendall tau-b only; the first listed
-    /// wins a tie).
-    fn family_related(&self, related: &[RelatedTarget], rows: &[usize], y: &[f64]) -> Vec<usize> {
-        if self.many_on_minimum(y) {
-            return (0..related.len()).filter(|&r| related[r].weaker).collect();
-        }
-        let mut by_tau: Vec<(usize, f64)> = related
-            .iter()
-            .enumerate()
-            .map(|(r, target)| {
-                (
-                    r,
-                    metrics::kendall_tau_b(&gather_y(&target.values, rows), y),
-                )
-            })
-            .filter(|(_, tau)| *tau > 0.0)
-            .collect();
-        by_tau.sort_by(|a, b| b.1.total_cmp(&a.1));
-        by_tau.truncate(self.family_size);
-        by_tau.into_iter().map(|(r, _)| r).collect()
-    }
-
     /// `truth`: the first choice with a tau (the default), unless another
     /// orders the out-of-fold rows better by more than
     /// [`Recipe::selection_margin`] standard errors of its advantage
@@ -2271,69 +2202,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, v)| 0.5 * v + (i % 7) as f64 * 0.3 + 20.0)
                 .collect(),
-            weaker: true,
         }
-    }
-
-    #[test]
-    fn a_family_learns_from_the_most_concordant_objectives_or_where_many_rows_are_on_the_minimum_the_weaker_strengths()
-     {
-        let y: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.5).collect();
-        let related = |name: &str, weaker: bool, f: &dyn Fn(usize, f64) -> f64| RelatedTarget {
-            objective: name.to_owned(),
-            values: y.iter().enumerate().map(|(i, &v)| f(i, v)).collect(),
-            weaker,
-        };
-        let related = [
-            // A weaker strength, loosely ordered like the target.
-            related("weaker", true, &|i, v| v + (i % 9) as f64 * 3.0),
-            // Another attack in the target's very order, on another scale.
-            related("same_order", false, &|_, v| 3.0 * v - 1.0),
-            related("reversed", false, &|_, v| -v),
-            related("constant", false, &|_, _| 7.0),
-            // Another attack, close to the target's order.
-            related("close", false, &|i, v| v + (i % 3) as f64 * 0.4),
-        ];
-        let recipe = Recipe {
-            family_size: 2,
-            ..Recipe::default()
-        };
-        let rows: Vec<usize> = (0..y.len()).collect();
-        let names = |picked: Vec<usize>| -> Vec<&str> {
-            picked
-                .iter()
-                .map(|&r| related[r].objective.as_str())
-                .collect()
-        };
-        // The two most concordant, best first; never one that is reversed
-        // or constant, and never more than asked for.
-        assert_eq!(
-            names(recipe.family_related(&related, &rows, &y)),
-            ["same_order", "close"]
-        );
-        let wide = Recipe {
-            family_size: 10,
-            ..Recipe::default()
-        };
-        assert_eq!(
-            names(wide.family_related(&related, &rows, &y)),
-            ["same_order", "close", "weaker"]
-        );
-        // On a subset of the rows, their values.
-        let half: Vec<usize> = (0..y.len()).step_by(2).collect();
-        let y_half = gather_y(&y, &half);
-        assert_eq!(
-            names(recipe.family_related(&related, &half, &y_half)),
-            ["same_order", "close"]
-        );
-        // Most rows on the minimum: the weaker strengths, whatever their
-        // concordance.
-        let strong = at_zero_below(&y, 0.5);
-        assert!(share_on_minimum(&strong) >= recipe.family_default_floor_share);
-        assert_eq!(
-            names(recipe.family_related(&related, &rows, &strong)),
-            ["weaker"]
-        );
     }
 
     #[test]
@@ -2419,8 +2288,6 @@ mod tests {
             ],
             selection_margin: 1e9,
             family_selection_margin: 1e9,
-            // More rows than the family is the default on anyway.
-            family_default_max_rows: 47,
             ..Recipe::with_rounds(60)
         };
         let chosen = |recipe: &Recipe, y: &[f64]| {
@@ -2442,12 +2309,6 @@ mod tests {
         // Few rows on the minimum: the first choice stays the default.
         assert!(share_on_minimum(&y) < recipe.family_default_floor_share);
         assert_eq!(chosen(&recipe, &y), "forest+proxies_forest+boosted_small");
-        // Unless the rows are few: then the family is the default anyway.
-        let few = Recipe {
-            family_default_max_rows: 48,
-            ..recipe.clone()
-        };
-        assert_eq!(chosen(&few, &y), family);
     }
 
     #[test]
