@@ -1223,12 +1223,6 @@ impl Recipe {
         // A family choice's mean fitted on each related target, out of fold.
         let mut families: Vec<Option<(Family, Vec<f64>)>> = vec![None; self.choices.len()];
         for (c, choice) in self.choices.iter().enumerate() {
-            // The later family choices are fallbacks for the first one
-            // (without the ranker, where it is not tried): a family costs
-            // its members' fits once per related objective.
-            if families.iter().any(Option::is_some) {
-                break;
-            }
             let Some(own) = mean_oof(choice).filter(|_| choice.family && !related.is_empty())
             else {
                 continue;
@@ -1249,6 +1243,12 @@ impl Recipe {
                 series.push(FamilySeries::new(Some(r), Some(&target.objective), oof));
             }
             families[c] = Family::from_out_of_fold(&series, &cv_y);
+            // The later family choices are fallbacks for the first one
+            // (without the ranker, where it is not tried): a family costs
+            // its members' fits once per related objective.
+            if families[c].is_some() {
+                break;
+            }
         }
         let choice_oof: Vec<Vec<f64>> = self
             .choices
