@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Would a change to the proxy default's models rank the test networks better?
+
+A study for the recipe's levers (docs/quality.md, the lever table), not part of the product.
+On the protocol's splits it compares the test Kendall tau-b of `base`, a stand-in for the
+recipe's default on tables with zero-cost proxies, with variants of it. `base` is the mean of
+the standardised predictions of three LightGBM models shaped as in `src/train/recipe.rs`: the
+random-forest mode on every feature (`forest`), the same on the 13 proxies alone
+(`proxies_forest`) and the small booster (`boosted_small`). The ranker, the fourth member of the
+recipe's default, is left out: the figures are differences between variants, not the recipe's.
+
+Variants (a number after the name is its setting):
+
+- `monoT`: monotone constraints on every proxy whose Spearman rho with the target on the
+  training networks is at least T in size, in its sign, in all three models;
+- `pcaK`: the first K principal components of the proxies, rank-transformed by the training
+  networks, added as features; `plsr`: the one direction of the rank-transformed proxies that
+  covaries most with the target's ranks, added likewise;
+- `psmV`: LightGBM's `path_smooth` V in all three models; `psbV`: in the small booster only;
+- `dart`: the small booster with DART (drop rate 0.1); `l1`: the small booster with L1 1 and L2 5;
+- `oh4`: a fourth member, the forest on the proxies and the op one-hot of the cell; `ohpf`: that
+  forest in place of the proxy forest; `ohall`: the one-hot added to the forest's and the
+  booster's features.
+
+`--family` instead compares `own` with the mean of the target's `base` and those of related
+objectives, each trained on that objective's values of the same training networks.
+
+Its input is the job files `nasperf eval` writes for the reference runner (`<out>/reference/`).
+Make them with one quick reference model:
+
+    nasperf eval --bench ../shared/benchdata --train-sizes 32,128 \\
+        --objective cifar10/val_acc_200ep --objective cifar10/fgsm_eps1 ... \\
+        --reference-models lightgbm --reference-feature-sets graph+proxies,onehot --out lever-study
+    python scripts/lever_study.py lever-study/reference 32 base,mono0.5,pca3 \\
+        cifar10__val_acc_200ep cifar10__fgsm_eps1
+    python scripts/lever_study.py lever-study/reference 32 --family \\
+        cifar10__val_acc_200ep cifar10__test_acc_200ep,cifar10__val_acc_12ep
+
+It needs numpy, scipy and lightgbm (scripts/reference-requirements.txt).
+"""
+
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import lightgbm as lgb
+import numpy as np
+from scipy import stats
+
+PROXY_PREFIX = "zc."
+DATASET = dict(feature_pre_filter=False, min_data_in_bin=1, max_bin=63, verbosity=-1)
+
+
+def forest_params(seed):
+    return dict(objective="regression", boosting="rf", num_iterations=300, num_leaves=256,
+                min_data_in_leaf=1, bagging_fraction=0.632, bagging_freq=1, feature_fraction=0.6,
+                seed=seed, deterministic=True, num_threads=1, verbosity=-1)
+
+
+def small_params(seed):
+    return dict(objective="regression", num_iterations=300, learning_rate=0.05, num_leaves=8,
+                min_data_in_leaf=2, feature_fraction=0.5, bagging_fraction=0.7, bagging_freq=1,
+                lambda_l2=1.0, seed=seed, deterministic=True, num_threads=1, verbosity=-1)
+
+
+def fit_predict(params, x, y, x_test, extra=None):
+    params = dict(params, **(extra or {}))
+    data = lgb.Dataset(x, y, params=dict(DATASET, min_data_in_leaf=min(5, max(1, len(y) // 8))))
+    return lgb.train(params, data).predict(x_test)
+
+
+def standardised(v):
+    s = v.std()
+    return (v - v.mean()) / s if s > 0 else v * 0
+
+
+def rank_transformed(train, test):
+    """Each column as the training networks' empirical distribution function."""
+    out_train, out_test = np.empty_like(train), np.empty_like(test)
+    for j in range(train.shape[1]):
+        col = np.sort(train[:, j])
+        out_train[:, j] = np.searchsorted(col, train[:, j], side="right") / len(col)
+        out_test[:, j] = np.searchsorted(col, test[:, j], side="right") / len(col)
+    return out_train, out_test
+
+
+TABLES = {}
+
+
+def table(path):
+    """The job's values, its graph+proxies rows, the proxies' columns and its one-hot rows."""
+    if path not in TABLES:
+        job = json.load(open(path))
+        sets = job["feature_sets"]
+        gp = sets["graph+proxies"]
+        x = np.array([[np.nan if v is None else v for v in r] for r in gp["rows"]], float)
+        proxies = [i for i, n in enumerate(gp["names"]) if n.startswith(PROXY_PREFIX)]
+        onehot = np.array(sets["onehot"]["rows"], float) if "onehot" in sets else None
+        TABLES[path] = (job, np.array(job["targets"], float), x, proxies, onehot)
+    return TABLES[path]
+
+
+def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
+    x_train, x_test = x[train], x[test]
+    p_train, p_test = x[train][:, proxies], x[test][:, proxies]
+    y_train = y[train]
+    extra_all = extra_proxies = extra_small = None
+    if variant.startswith("mono"):
+        threshold = float(variant[4:])
+        rho = [stats.spearmanr(p_train[:, j], y_train)[0] if p_train[:, j].std() > 0 else 0.0
+               for j in range(p_train.shape[1])]
+        signs = [int(np.sign(r)) if abs(r) >= threshold else 0 for r in np.nan_to_num(rho)]
+        everywhere = [0] * x.shape[1]
+        for k, j in enumerate(proxies):
+            everywhere[j] = signs[k]
+        method = dict(monotone_constraints_method="advanced")
+        extra_proxies = dict(monotone_constraints=signs, **method)
+        extra_all = extra_small = dict(monotone_constraints=everywhere, **method)
+    elif variant.startswith("psm"):
+        extra_all = extra_proxies = extra_small = dict(path_smooth=float(variant[3:]))
+    elif variant.startswith("psb"):
+        extra_small = dict(path_smooth=float(variant[3:]))
+    elif variant == "dart":
+        extra_small = dict(boosting="dart", drop_rate=0.1)
+    elif variant == "l1":
+        extra_small = dict(lambda_l1=1.0, lambda_l2=5.0)
+    elif variant.startswith("pca") or variant == "plsr":
+        r_train, r_test = rank_transformed(p_train, p_test)
+        centre = r_train.mean(0)
+        if variant == "plsr":
+            ranks = stats.rankdata(y_train) / len(y_train)
+            loadings = ((r_train - centre).T @ (ranks - ranks.mean()))[:, None]
+        else:
+            loadings = np.linalg.svd(r_train - centre, full_matrices=False)[2][: int(variant[3:])].T
+        z_train, z_test = (r_train - centre) @ loadings, (r_test - centre) @ loadings
+        x_train, x_test = np.hstack([x_train, z_train]), np.hstack([x_test, z_test])
+        p_train, p_test = np.hstack([p_train, z_train]), np.hstack([p_test, z_test])
+    forest = fit_predict(forest_params(seed), x_train, y_train, x_test, extra_all)
+    proxy_forest = fit_predict(forest_params(seed), p_train, y_train, p_test, extra_proxies)
+    small = fit_predict(small_params(seed), x_train, y_train, x_test, extra_small)
+    if variant in ("oh4", "ohpf", "ohall"):
+        po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
+        proxy_onehot_forest = fit_predict(forest_params(seed), po_train, y_train, po_test)
+        if variant == "oh4":
+            members = [forest, proxy_forest, small, proxy_onehot_forest]
+        elif variant == "ohpf":
+            members = [forest, proxy_onehot_forest, small]
+        else:
+            a_train, a_test = np.hstack([x_train, onehot[train]]), np.hstack([x_test, onehot[test]])
+            members = [fit_predict(forest_params(seed), a_train, y_train, a_test), proxy_forest,
+                       fit_predict(small_params(seed), a_train, y_train, a_test)]
+    else:
+        members = [forest, proxy_forest, small]
+    return sum(standardised(m) for m in members)
+
+
+def split_rows(n, split):
+    train = np.array(split["train"])
+    held = np.ones(n, bool)
+    held[train] = False
+    return train, np.nonzero(held)[0]
+
+
+def variant_tau(task):
+    path, variant, split = task
+    _, y, x, proxies, onehot = table(path)
+    train, test = split_rows(len(y), split)
+    pred = base_mean(x, proxies, y, train, test, split["seed"], variant, onehot)
+    return stats.kendalltau(pred, y[test])[0]
+
+
+def family_taus(task):
+    target, related, split = task
+    _, y, x, proxies, _ = table(target)
+    train, test = split_rows(len(y), split)
+    own = standardised(base_mean(x, proxies, y, train, test, split["seed"]))
+    out = {"own": stats.kendalltau(own, y[test])[0]}
+    family = [own]
+    for path in related:
+        # The related objective's values of the same training networks, on the target's
+        # features: the job files list the same 9,445 networks in the same order.
+        values = table(path)[1]
+        family.append(standardised(base_mean(x, proxies, values, train, test, split["seed"])))
+        out["own+" + path.rsplit("/", 1)[-1].removesuffix(".job.json")] = stats.kendalltau(own + family[-1], y[test])[0]
+    out["all"] = stats.kendalltau(sum(family), y[test])[0]
+    return out
+
+
+def main():
+    if len(sys.argv) < 5:
+        sys.exit(__doc__)
+    folder, size = sys.argv[1], int(sys.argv[2])
+    job = lambda stem: f"{folder}/{stem}.job.json"
+    with ProcessPoolExecutor(2) as pool:
+        if sys.argv[3] == "--family":
+            target, related = job(sys.argv[4]), [job(s) for s in sys.argv[5].split(",")]
+            splits = [s for s in table(target)[0]["splits"] if s["train_size"] == size]
+            results = list(pool.map(family_taus, [(target, related, s) for s in splits]))
+            for key in results[0]:
+                v = np.array([r[key] for r in results])
+                gain = v.mean() - np.mean([r["own"] for r in results])
+                print(f"{sys.argv[4]} {size} {key:48s} {v.mean():.3f} ± {v.std(ddof=1):.3f} {gain:+.3f}")
+            return
+        variants = sys.argv[3].split(",")
+        for stem in sys.argv[4:]:
+            splits = [s for s in table(job(stem))[0]["splits"] if s["train_size"] == size]
+            tasks = [(job(stem), v, s) for v in variants for s in splits]
+            taus = np.array(list(pool.map(variant_tau, tasks))).reshape(len(variants), -1)
+            means = taus.mean(axis=1)
+            print(f"{stem:34s} {size:5d} " + " ".join(
+                f"{v}:{m:.3f}({m - means[0]:+.3f})" for v, m in zip(variants, means)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
