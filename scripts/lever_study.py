@@ -139,6 +139,8 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
     proxy_forest = fit_predict(forest_params(seed), p_train, y_train, p_test, extra_proxies)
     small = fit_predict(small_params(seed), x_train, y_train, x_test, extra_small)
     if variant in ("oh4", "ohpf", "ohall"):
+        if onehot is None:
+            sys.exit(f"{variant} needs the onehot feature set in the job (--reference-feature-sets)")
         po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
         proxy_onehot_forest = fit_predict(forest_params(seed), po_train, y_train, po_test)
         if variant == "oh4":
