@@ -36,16 +36,24 @@ Make them with one quick reference model:
     python scripts/lever_study.py lever-study/reference 32 --family \\
         cifar10__val_acc_200ep cifar10__test_acc_200ep,cifar10__val_acc_12ep
 
-It needs numpy, scipy and lightgbm (scripts/reference-requirements.txt).
+It needs numpy, scipy, scikit-learn and lightgbm (scripts/reference-requirements.txt); it
+scores a tau as scripts/related_objectives_study.py does, and imports it from there.
 """
 
 import json
+import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
 import lightgbm as lgb
 import numpy as np
 from scipy import stats
+
+# Kendall tau-b, 0 for a constant prediction, as `nasperf eval` scores it.
+from related_objectives_study import tau
+
+# The variants of the docstring: a name, or a name and its setting.
+VARIANT = re.compile(r"(base|plsr|dart|l1|oh4|ohpf|ohall)|(mono|pca|psm|psb)[0-9.]+")
 
 PROXY_PREFIX = "zc."
 DATASET = dict(feature_pre_filter=False, min_data_in_bin=1, max_bin=63, verbosity=-1)
@@ -93,9 +101,10 @@ def table(path):
         job = json.load(open(path))
         sets = job["feature_sets"]
         gp = sets["graph+proxies"]
-        x = np.array([[np.nan if v is None else v for v in r] for r in gp["rows"]], float)
+        # A proxy the tables lack is null in JSON, NaN here.
+        x = np.asarray(gp["rows"], dtype=np.float64)
         proxies = [i for i, n in enumerate(gp["names"]) if n.startswith(PROXY_PREFIX)]
-        onehot = np.array(sets["onehot"]["rows"], float) if "onehot" in sets else None
+        onehot = np.asarray(sets["onehot"]["rows"], dtype=np.float64) if "onehot" in sets else None
         TABLES[path] = (job, np.array(job["targets"], float), x, proxies, onehot)
     return TABLES[path]
 
@@ -105,6 +114,8 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
     p_train, p_test = x[train][:, proxies], x[test][:, proxies]
     y_train = y[train]
     extra_all = extra_proxies = extra_small = None
+    if variant in ("oh4", "ohpf", "ohall") and onehot is None:
+        sys.exit(f"{variant} needs the onehot feature set in the job (--reference-feature-sets)")
     if variant.startswith("mono"):
         threshold = float(variant[4:])
         rho = [stats.spearmanr(p_train[:, j], y_train)[0] if p_train[:, j].std() > 0 else 0.0
@@ -135,24 +146,17 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
         z_train, z_test = (r_train - centre) @ loadings, (r_test - centre) @ loadings
         x_train, x_test = np.hstack([x_train, z_train]), np.hstack([x_test, z_test])
         p_train, p_test = np.hstack([p_train, z_train]), np.hstack([p_test, z_test])
+    elif variant == "ohpf":
+        p_train, p_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
+    elif variant == "ohall":
+        x_train, x_test = np.hstack([x_train, onehot[train]]), np.hstack([x_test, onehot[test]])
     forest = fit_predict(forest_params(seed), x_train, y_train, x_test, extra_all)
     proxy_forest = fit_predict(forest_params(seed), p_train, y_train, p_test, extra_proxies)
     small = fit_predict(small_params(seed), x_train, y_train, x_test, extra_small)
-    if variant in ("oh4", "ohpf", "ohall"):
-        if onehot is None:
-            sys.exit(f"{variant} needs the onehot feature set in the job (--reference-feature-sets)")
+    members = [forest, proxy_forest, small]
+    if variant == "oh4":
         po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
-        proxy_onehot_forest = fit_predict(forest_params(seed), po_train, y_train, po_test)
-        if variant == "oh4":
-            members = [forest, proxy_forest, small, proxy_onehot_forest]
-        elif variant == "ohpf":
-            members = [forest, proxy_onehot_forest, small]
-        else:
-            a_train, a_test = np.hstack([x_train, onehot[train]]), np.hstack([x_test, onehot[test]])
-            members = [fit_predict(forest_params(seed), a_train, y_train, a_test), proxy_forest,
-                       fit_predict(small_params(seed), a_train, y_train, a_test)]
-    else:
-        members = [forest, proxy_forest, small]
+        members.append(fit_predict(forest_params(seed), po_train, y_train, po_test))
     return sum(standardised(m) for m in members)
 
 
@@ -168,7 +172,7 @@ def variant_tau(task):
     _, y, x, proxies, onehot = table(path)
     train, test = split_rows(len(y), split)
     pred = base_mean(x, proxies, y, train, test, split["seed"], variant, onehot)
-    return stats.kendalltau(pred, y[test])[0]
+    return tau(pred, y[test])
 
 
 def family_taus(task):
@@ -176,15 +180,15 @@ def family_taus(task):
     _, y, x, proxies, _ = table(target)
     train, test = split_rows(len(y), split)
     own = standardised(base_mean(x, proxies, y, train, test, split["seed"]))
-    out = {"own": stats.kendalltau(own, y[test])[0]}
+    out = {"own": tau(own, y[test])}
     family = [own]
     for path in related:
         # The related objective's values of the same training networks, on the target's
         # features: the job files list the same 9,445 networks in the same order.
         values = table(path)[1]
         family.append(standardised(base_mean(x, proxies, values, train, test, split["seed"])))
-        out["own+" + path.rsplit("/", 1)[-1].removesuffix(".job.json")] = stats.kendalltau(own + family[-1], y[test])[0]
-    out["all"] = stats.kendalltau(sum(family), y[test])[0]
+        out["own+" + path.rsplit("/", 1)[-1].removesuffix(".job.json")] = tau(own + family[-1], y[test])
+    out["all"] = tau(sum(family), y[test])
     return out
 
 
@@ -204,6 +208,10 @@ def main():
                 print(f"{sys.argv[4]} {size} {key:48s} {v.mean():.3f} ± {v.std(ddof=1):.3f} {gain:+.3f}")
             return
         variants = sys.argv[3].split(",")
+        # A misspelt variant would otherwise be fitted as `base` under its name.
+        unknown = [v for v in variants if not VARIANT.fullmatch(v)]
+        if unknown:
+            sys.exit(f"unknown variants {unknown}; the docstring lists them")
         for stem in sys.argv[4:]:
             splits = [s for s in table(job(stem))[0]["splits"] if s["train_size"] == size]
             tasks = [(job(stem), v, s) for v in variants for s in splits]
