@@ -213,6 +213,38 @@ fn the_reference_runner_scores_the_same_splits_and_the_report_is_written() {
             other => panic!("unexpected model {other:?}"),
         }
     }
+    // The same-split comparison is ours minus the best reference model's
+    // tau on each seed's split, recomputed here from the runs themselves.
+    let cell = &report["cells"][0];
+    let best = cell["reference"]["model"].as_str().expect("best model");
+    let tau_of = |runs: &serde_json::Value, seed: u64, model: Option<&str>| {
+        runs.as_array()
+            .expect("runs")
+            .iter()
+            .find(|r| {
+                r["seed"].as_u64() == Some(seed)
+                    && model.is_none_or(|m| r["model"].as_str() == Some(m))
+            })
+            .and_then(|r| r["kendall_tau"].as_f64())
+            .expect("a run of this seed")
+    };
+    let differences: Vec<f64> = (0..2)
+        .map(|seed| {
+            tau_of(&report["runs"], seed, None)
+                - tau_of(&report["reference_runs"], seed, Some(best))
+        })
+        .collect();
+    let same_split = &cell["reference"]["same_split"];
+    assert_eq!(same_split["difference"]["n"], 2, "{same_split}");
+    let mean = same_split["difference"]["mean"].as_f64().expect("mean");
+    assert!(
+        (mean - (differences[0] + differences[1]) / 2.0).abs() < 1e-12,
+        "{same_split} against {differences:?}"
+    );
+    assert_eq!(
+        same_split["wins"].as_u64(),
+        Some(differences.iter().filter(|d| **d > 0.0).count() as u64)
+    );
     let markdown = std::fs::read_to_string(out.path().join("quality.md")).expect("quality.md");
     assert!(
         markdown.contains("| cifar10/val_acc_200ep | 32 |") && markdown.contains("random_forest"),

@@ -65,6 +65,36 @@ pub struct ReferenceCell {
     pub spearman_rho: Spread,
     /// The best top-5% precision of any reference model and feature set.
     pub top_precision: Spread,
+    /// Split by split: ours minus the best reference model's Kendall tau.
+    pub same_split: SameSplit,
+}
+
+/// The comparison made on each split: both sides saw the same training
+/// networks, so the split's luck, which moves both taus alike, drops out of
+/// the difference. The bar of the report ("clearly") stays on the two
+/// sides' spreads; this is what a reader needs to tell a steady small lead
+/// from a lucky one.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct SameSplit {
+    /// Ours minus the reference's tau, over the seeds both sides ran.
+    pub difference: Spread,
+    /// Seeds on whose split ours was higher.
+    pub wins: usize,
+}
+
+impl SameSplit {
+    /// Pairs the two sides' taus by seed; seeds only one side ran are left
+    /// out rather than compared with another split.
+    pub fn of(ours: &BTreeMap<u64, f64>, reference: &[(u64, f64)]) -> SameSplit {
+        let differences: Vec<f64> = reference
+            .iter()
+            .filter_map(|(seed, theirs)| ours.get(seed).map(|o| o - theirs))
+            .collect();
+        SameSplit {
+            wins: differences.iter().filter(|d| **d > 0.0).count(),
+            difference: Spread::of(differences),
+        }
+    }
 }
 
 impl Cell {
@@ -120,6 +150,9 @@ pub fn cells(runs: &[Run], reference: &[ReferenceRun]) -> Vec<Cell> {
                         |v: &Vec<&ReferenceRun>| Spread::of(v.iter().map(|r| r.kendall_tau)).mean;
                     tau(a.1).total_cmp(&tau(b.1))
                 })?;
+                let ours: BTreeMap<u64, f64> = rs.iter().map(|r| (r.seed, r.kendall_tau)).collect();
+                let theirs: Vec<(u64, f64)> =
+                    best.1.iter().map(|r| (r.seed, r.kendall_tau)).collect();
                 let top = by
                     .values()
                     .map(|v| Spread::of(v.iter().map(|r| r.top_precision)))
@@ -130,6 +163,7 @@ pub fn cells(runs: &[Run], reference: &[ReferenceRun]) -> Vec<Cell> {
                     kendall_tau: Spread::of(best.1.iter().map(|r| r.kendall_tau)),
                     spearman_rho: Spread::of(best.1.iter().map(|r| r.spearman_rho)),
                     top_precision: top,
+                    same_split: SameSplit::of(&ours, &theirs),
                 })
             });
             Cell {
@@ -166,20 +200,30 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
          seeds). The reference is the best of scikit-learn's random forest, XGBoost and LightGBM \
          (default settings) over every feature set, chosen per cell by its mean, on the same \
          splits. \"ahead\" means a higher mean (within {CEILING_TOLERANCE} where the reference \
-         is {CEILING} or more); \"clearly\" means by more than the larger standard deviation.\n"
+         is {CEILING} or more); \"clearly\" means by more than the larger standard deviation. \
+         \"Same split\" compares the two on each seed's split, where both saw the same \
+         training networks: the mean and standard deviation of ours minus theirs, and on how \
+         many splits ours was higher.\n"
     );
     let _ = writeln!(
         out,
-        "| objective | N | ours (features) | reference (best model, features) | Δ | ahead |"
+        "| objective | N | ours (features) | reference (best model, features) | Δ | same split | ahead |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for c in cells {
-        let (reference, delta) = match &c.reference {
+        let (reference, delta, same_split) = match &c.reference {
             Some(r) => (
                 format!("{} ({}, {})", pm(&r.kendall_tau), r.model, r.feature_set),
                 format!("{:+.3}", c.kendall_tau.mean - r.kendall_tau.mean),
+                format!(
+                    "{:+.3} ± {:.3}, {} of {}",
+                    r.same_split.difference.mean,
+                    r.same_split.difference.std,
+                    r.same_split.wins,
+                    r.same_split.difference.n
+                ),
             ),
-            None => ("not run".to_owned(), String::new()),
+            None => ("not run".to_owned(), String::new(), String::new()),
         };
         let verdict = match (c.ahead(), c.clearly_ahead()) {
             (Some(true), Some(true)) => "clearly",
@@ -189,7 +233,7 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} ({}) | {reference} | {delta} | {verdict} |",
+            "| {} | {} | {} ({}) | {reference} | {delta} | {same_split} | {verdict} |",
             c.objective,
             c.train_size,
             pm(&c.kendall_tau),
@@ -203,9 +247,18 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
             .iter()
             .filter(|c| c.clearly_ahead() == Some(true))
             .count();
+        let every_split = with_ref
+            .iter()
+            .filter(|c| {
+                c.reference.as_ref().is_some_and(|r| {
+                    r.same_split.difference.n > 0 && r.same_split.wins == r.same_split.difference.n
+                })
+            })
+            .count();
         let _ = writeln!(
             out,
-            "\nAhead in {ahead} of {} cells, clearly ahead in {clearly}.\n",
+            "\nAhead in {ahead} of {} cells, clearly ahead in {clearly}; higher on every \
+             split in {every_split}.\n",
             with_ref.len()
         );
     }
@@ -266,5 +319,75 @@ mod tests {
         assert!((s.std - 1.290_994_448_735_805_6).abs() < 1e-12);
         assert_eq!(Spread::of([5.0]).std, 0.0);
         assert!(Spread::of([]).mean.is_nan());
+    }
+
+    fn ours(seed: u64, kendall_tau: f64) -> Run {
+        Run {
+            objective: "cifar10/val_acc_200ep".into(),
+            feature_set: "graph+proxies".into(),
+            train_size: 32,
+            seed,
+            kendall_tau,
+            spearman_rho: kendall_tau,
+            top_precision: 0.5,
+            coverage: 0.8,
+            interval_half_width: 1.0,
+            held_out_half_width: 1.0,
+            chosen: "forest".into(),
+            inner_cv_kendall_tau: BTreeMap::new(),
+            floor: None,
+            seconds: 0.0,
+        }
+    }
+
+    fn theirs(model: &str, seed: u64, kendall_tau: f64) -> ReferenceRun {
+        ReferenceRun {
+            objective: "cifar10/val_acc_200ep".into(),
+            train_size: 32,
+            seed,
+            model: model.into(),
+            feature_set: "proxies".into(),
+            kendall_tau,
+            spearman_rho: kendall_tau,
+            top_precision: 0.4,
+            constant_prediction: false,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_same_split_comparison_pairs_by_seed_and_leaves_out_unmatched_seeds() {
+        let ours: BTreeMap<u64, f64> = [(0, 0.70), (1, 0.60), (2, 0.50)].into();
+        // Seed 7 ran on the reference's side only: no split to compare it on.
+        let s = SameSplit::of(&ours, &[(2, 0.40), (0, 0.72), (1, 0.50), (7, 0.0)]);
+        assert_eq!(s.difference.n, 3);
+        assert_eq!(s.wins, 2);
+        assert!((s.difference.mean - (-0.02 + 0.10 + 0.10) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_same_split_comparison_is_against_the_best_reference_by_its_mean() {
+        // The splits' luck moves both sides alike: seed 1 is hard for both.
+        // The spreads overlap, yet ours is higher on every split.
+        let runs = [ours(0, 0.70), ours(1, 0.50), ours(2, 0.62)];
+        let reference = [
+            theirs("random_forest", 0, 0.68),
+            theirs("random_forest", 1, 0.47),
+            theirs("random_forest", 2, 0.61),
+            // Higher on one split, lower in the mean: not the best.
+            theirs("xgboost", 0, 0.75),
+            theirs("xgboost", 1, 0.30),
+            theirs("xgboost", 2, 0.40),
+        ];
+        let cells = cells(&runs, &reference);
+        let r = cells[0].reference.as_ref().expect("the reference ran");
+        assert_eq!(r.model, "random_forest");
+        assert_eq!((r.same_split.wins, r.same_split.difference.n), (3, 3));
+        assert!((r.same_split.difference.mean - 0.02).abs() < 1e-12);
+        assert_eq!(cells[0].ahead(), Some(true));
+        assert_eq!(cells[0].clearly_ahead(), Some(false));
+        let text = markdown(&cells, "nasperf eval", 1.0, &[]);
+        assert!(text.contains("| +0.020 ± 0.010, 3 of 3 | yes |"), "{text}");
+        assert!(text.contains("higher on every split in 1."), "{text}");
     }
 }
