@@ -480,8 +480,7 @@ pub struct EvalArgs {
 
     /// The share of training rows on the target's minimum from which the
     /// family choice is the default (the recipe's own by default; above 1,
-    /// never by this rule: from 64 rows on, the family is also the default
-    /// where the default's out-of-fold order is no better than chance).
+    /// never).
     #[arg(long)]
     pub family_default_floor_share: Option<f64>,
 
