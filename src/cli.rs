@@ -480,7 +480,8 @@ pub struct EvalArgs {
 
     /// The share of training rows on the target's minimum from which the
     /// family choice is the default (the recipe's own by default; above 1,
-    /// never).
+    /// never by this rule: from 64 rows on, the family is also the default
+    /// where the default's out-of-fold order is no better than chance).
     #[arg(long)]
     pub family_default_floor_share: Option<f64>,
 
