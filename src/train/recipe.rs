@@ -1705,8 +1705,6 @@ fn rising_least_squares_line(s: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     (slope.is_finite() && slope > 0.0).then_some((my - slope * ms, slope))
 }
 
-/// The minimum of `values` and how many of them are equal to it
-/// (infinity and 0 for none).
 /// From this many out-of-fold rows on, a default whose order is
 /// indistinguishable from chance gives way to the family.
 const CHANCE_MIN_ROWS: usize = 64;
@@ -1746,6 +1744,8 @@ fn own_order_is_chance(choices: &[Choice], cv_kendall_tau: &[f64], rows: usize) 
             })
 }
 
+/// The minimum of `values` and how many of them are equal to it
+/// (infinity and 0 for none).
 fn minimum_and_ties(values: &[f64]) -> (f64, usize) {
     let value = values.iter().copied().fold(f64::INFINITY, f64::min);
     (value, values.iter().filter(|&&t| t == value).count())
