@@ -698,6 +698,9 @@ impl Choice {
                 C::boosted_pairwise(),
             ]),
             Choice::family(vec![C::forest(), C::proxies_forest(), C::boosted_small()]),
+            // Where the table has no proxies (CIFAR-100's accuracies), the
+            // family of the default there.
+            Choice::family(vec![C::forest(), C::boosted_small()]),
         ]
     }
 }
