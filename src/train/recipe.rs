@@ -698,9 +698,6 @@ impl Choice {
                 C::boosted_pairwise(),
             ]),
             Choice::family(vec![C::forest(), C::proxies_forest(), C::boosted_small()]),
-            // Where the table has no proxies (CIFAR-100's accuracies), the
-            // family of the default there.
-            Choice::family(vec![C::forest(), C::boosted_small()]),
         ]
     }
 }

@@ -284,31 +284,15 @@ pub fn get(id: &str) -> Option<&'static Objective> {
 static CATALOGUE: std::sync::LazyLock<Vec<Objective>> = std::sync::LazyLock::new(catalogue);
 
 /// The objectives whose measured values a model of `objective` may learn
-/// from besides its own (none for a hardware cost):
-/// - for a robustness objective, the same attack at smaller strengths,
-///   weakest first. They are measured on the same networks in the same
-///   table, and a network that resists a weak attack tends to resist a
-///   stronger one, so their models rank the networks a strong attack
-///   leaves few of, where few training rows hold any signal of their own
-///   (`docs/quality.md`, "the same attack at smaller epsilons");
-/// - for an accuracy, the other accuracies of the same dataset (the other
-///   split, the other fidelity), in catalogue order. Each is one noisy
-///   measurement of how well the network learns that dataset, and a
-///   search that trains a candidate reports them together.
-///
-/// Only values of the training networks are used, as for the target
-/// itself: a served model never reads another objective's truth.
+/// from besides its own: the same attack at smaller strengths, weakest
+/// first (none for any other objective). They are measured on the same
+/// networks in the same table, and a network that resists a weak attack
+/// tends to resist a stronger one, so their models rank the networks a
+/// strong attack leaves few of, where few training rows hold any signal
+/// of their own (`docs/quality.md`, "the same attack at smaller
+/// epsilons"). Only values of the training networks are used, as for the
+/// target itself: a served model never reads another objective's truth.
 pub fn related(objective: &Objective) -> Vec<&'static Objective> {
-    if objective.kind == ObjectiveKind::Accuracy {
-        return CATALOGUE
-            .iter()
-            .filter(|o| {
-                o.kind == ObjectiveKind::Accuracy
-                    && o.dataset == objective.dataset
-                    && o.id != objective.id
-            })
-            .collect();
-    }
     let Some((attack, strength)) = attack_and_strength(objective) else {
         return Vec::new();
     };
@@ -387,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn related_objectives_are_the_same_attack_at_smaller_strengths_or_the_same_datasets_accuracies() {
+    fn related_objectives_are_the_same_attack_at_smaller_strengths() {
         let ids = |id: &str| -> Vec<String> {
             related(get(id).expect("in the catalogue"))
                 .iter()
@@ -405,20 +389,7 @@ mod tests {
         );
         assert_eq!(ids("cifar10/fgsm_eps255").len(), 10);
         assert_eq!(ids("cifar10/pgd_eps0.1"), Vec::<String>::new());
-        assert_eq!(
-            ids("cifar10/val_acc_200ep"),
-            [
-                "cifar10/test_acc_200ep",
-                "cifar10/test_acc_12ep",
-                "cifar10/val_acc_12ep"
-            ]
-        );
-        assert_eq!(
-            ids("cifar100/val_acc_12ep"),
-            ["cifar100/test_acc_200ep", "cifar100/test_acc_12ep"]
-        );
-        // The training time is a cost, not an accuracy.
-        assert_eq!(ids("cifar10/train_time_12ep"), Vec::<String>::new());
+        assert_eq!(ids("cifar10/val_acc_200ep"), Vec::<String>::new());
         assert_eq!(ids("cifar10/eyeriss_energy"), Vec::<String>::new());
         // Every robustness objective but the weakest has some, all of its
         // own attack.
