@@ -95,6 +95,12 @@ impl SameSplit {
             difference: Spread::of(differences),
         }
     }
+
+    /// Whether ours was higher on every split both sides ran (and there
+    /// was at least one).
+    pub fn on_every_split(&self) -> bool {
+        self.difference.n > 0 && self.wins == self.difference.n
+    }
 }
 
 impl Cell {
@@ -250,9 +256,9 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
         let every_split = with_ref
             .iter()
             .filter(|c| {
-                c.reference.as_ref().is_some_and(|r| {
-                    r.same_split.difference.n > 0 && r.same_split.wins == r.same_split.difference.n
-                })
+                c.reference
+                    .as_ref()
+                    .is_some_and(|r| r.same_split.on_every_split())
             })
             .count();
         let _ = writeln!(
@@ -362,7 +368,11 @@ mod tests {
         let s = SameSplit::of(&ours, &[(2, 0.40), (0, 0.72), (1, 0.50), (7, 0.0)]);
         assert_eq!(s.difference.n, 3);
         assert_eq!(s.wins, 2);
+        assert!(!s.on_every_split());
         assert!((s.difference.mean - (-0.02 + 0.10 + 0.10) / 3.0).abs() < 1e-12);
+        assert!(SameSplit::of(&ours, &[(0, 0.1), (1, 0.1)]).on_every_split());
+        // No split in common: not "higher on every split".
+        assert!(!SameSplit::of(&ours, &[(7, 0.1)]).on_every_split());
     }
 
     #[test]
