@@ -1714,13 +1714,6 @@ const CHANCE_MIN_ROWS: usize = 64;
 /// default's out-of-fold tau must reach to count as an order at all.
 const CHANCE_STANDARD_ERRORS: f64 = 2.0;
 
-/// Kendall's tau's standard error for `n` independent pairs of values
-/// without ties: sqrt(2 (2n + 5) / (9 n (n - 1))).
-fn tau_standard_error_under_independence(n: usize) -> f64 {
-    let n = n as f64;
-    (2.0 * (2.0 * n + 5.0) / (9.0 * n * (n - 1.0))).sqrt()
-}
-
 /// Whether the default (the first choice that is not a family and has a
 /// tau) orders the out-of-fold rows no better than chance would, on
 /// enough rows to tell: then the target's own rows hold too little signal
@@ -1731,9 +1724,10 @@ fn tau_standard_error_under_independence(n: usize) -> f64 {
 /// two standard errors (0.12) in 25 of 30 seeds, and with this rule the
 /// test tau rises from 0.051 to 0.056 (0.048 to 0.054 on the report's ten
 /// seeds, the family chosen in 8; the reference's best 0.050). Not below
-/// 64 rows: at 32 two standard errors are 0.25, and the default's out-of-fold tau of weak
-/// attacks whose own models do rank (Square eps 8/255, PGD eps 1/255:
-/// test tau 0.27, 0.38) falls under it in two to six seeds of ten.
+/// 64 rows: at 32 two standard errors are 0.25, and the default's
+/// out-of-fold tau of weak attacks whose own models do rank (Square eps
+/// 8/255, PGD eps 1/255: test tau 0.27, 0.38) falls under it in two to
+/// six seeds of ten.
 fn own_order_is_chance(choices: &[Choice], cv_kendall_tau: &[f64], rows: usize) -> bool {
     rows >= CHANCE_MIN_ROWS
         && choices
@@ -1741,7 +1735,7 @@ fn own_order_is_chance(choices: &[Choice], cv_kendall_tau: &[f64], rows: usize) 
             .zip(cv_kendall_tau)
             .find(|(c, tau)| !c.family && !tau.is_nan())
             .is_some_and(|(_, tau)| {
-                *tau < CHANCE_STANDARD_ERRORS * tau_standard_error_under_independence(rows)
+                *tau < CHANCE_STANDARD_ERRORS * metrics::kendall_tau_standard_error(rows)
             })
 }
 
@@ -2356,8 +2350,8 @@ mod tests {
     #[test]
     fn a_default_whose_order_is_chance_gives_way_to_the_family_on_enough_rows() {
         // The textbook figures: sqrt(2 (2n + 5) / (9 n (n - 1))).
-        assert!((tau_standard_error_under_independence(128) - 0.059_73).abs() < 1e-4);
-        assert!((tau_standard_error_under_independence(32) - 0.124_3).abs() < 1e-3);
+        assert!((metrics::kendall_tau_standard_error(128) - 0.059_73).abs() < 1e-4);
+        assert!((metrics::kendall_tau_standard_error(32) - 0.124_3).abs() < 1e-3);
         let choices = [
             Choice::named("forest+proxies_forest+boosted_small+boosted_pairwise").expect("named"),
             Choice::named("family(forest+proxies_forest+boosted_small+boosted_pairwise)")
