@@ -1828,8 +1828,12 @@ pub fn learning_curve_shrink(far: (f64, f64), near: (f64, f64), n: f64) -> f64 {
 /// carried to a model of `n` rows along the learning curve through `far`
 /// ([`learning_curve_shrink`]), but not below `rounding`, the error the
 /// rounding of the labels leaves ([`label_rounding`]): more rows do not
-/// reduce that. A quantile already below it is kept as it is.
+/// reduce that. A quantile already below it is kept as it is, and one
+/// that was not measured (NaN) stays NaN: `f64::max` would replace it.
 pub fn carry_along_learning_curve(far: (f64, f64), near: (f64, f64), n: f64, rounding: f64) -> f64 {
+    if near.1.is_nan() {
+        return near.1;
+    }
     let carried = near.1 * learning_curve_shrink(far, near, n);
     carried.max(near.1.min(rounding))
 }
@@ -2106,6 +2110,10 @@ mod tests {
             learning_curve_shrink((512.0, 2.0), (819.0, 1.0), 1024.0)
         );
         assert!(learnable < 1.0);
+        // No residuals to measure the error on: no interval, not the rounding.
+        let unmeasured =
+            carry_along_learning_curve((512.0, 0.3), (819.0, f64::NAN), 1024.0, rounding);
+        assert!(unmeasured.is_nan());
     }
 
     #[test]
