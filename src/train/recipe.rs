@@ -1845,8 +1845,9 @@ pub fn carry_along_learning_curve(far: (f64, f64), near: (f64, f64), n: f64, rou
 /// (1e-6 on values near 5), as much with all the rows as with four fifths
 /// of them; carried along the learning curve as if it were learnable, that
 /// error shrank below the rounding. Stopping there lifted the FPGA costs'
-/// coverage at N = 1024 only from 52.6 to 57.9%: the rest is the learning
-/// curve: the held-out 80% quantile there is 1.5e-6 to 6e-5 (`docs/quality.md`).
+/// coverage at N = 1024 only from 52.6 to 57.9%; the rest is the learning
+/// curve's own (the held-out 80% quantile there is 1.5e-6 to 6e-5;
+/// `docs/quality-all-objectives.md`, session 24).
 const LABEL_ROUNDING_SPACINGS: f64 = 4.0;
 
 /// The error the rounding of `y` to `f32` leaves a model that learns from
@@ -1855,7 +1856,10 @@ const LABEL_ROUNDING_SPACINGS: f64 = 4.0;
 pub fn label_rounding(y: &[f64]) -> f64 {
     let mut spacings: Vec<f64> = y
         .iter()
-        .map(|&v| f64::from((v as f32).abs().next_up() - (v as f32).abs()))
+        .map(|&v| {
+            let label = (v as f32).abs();
+            f64::from(label.next_up() - label)
+        })
         .filter(|s| s.is_finite())
         .collect();
     if spacings.is_empty() {
@@ -2087,7 +2091,7 @@ mod tests {
         // Labels beyond f32 have no spacing to count; none leaves nothing.
         assert_eq!(
             label_rounding(&[f64::NAN, f64::INFINITY, 1.0]),
-            4.0 * spacing_at_one
+            LABEL_ROUNDING_SPACINGS * spacing_at_one
         );
         assert_eq!(label_rounding(&[]), 0.0);
     }
