@@ -478,6 +478,12 @@ pub struct EvalArgs {
     #[arg(long)]
     pub family_max_rows: Option<usize>,
 
+    /// The most training rows whose interval is calibrated on a fresh
+    /// cross-validation of the chosen option rather than on the residuals
+    /// it was chosen by (the recipe's own limit by default).
+    #[arg(long)]
+    pub fresh_calibration_max_rows: Option<usize>,
+
     /// The share of training rows on the target's minimum from which the
     /// family choice is the default (the recipe's own by default; above 1,
     /// never by this rule: from 64 rows on, the family is also the default

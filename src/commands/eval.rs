@@ -93,6 +93,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(rows) = args.family_max_rows {
         recipe.family_max_rows = rows;
     }
+    if let Some(rows) = args.fresh_calibration_max_rows {
+        recipe.fresh_calibration_max_rows = rows;
+    }
     let protocol = eval::Protocol {
         objectives,
         train_sizes: args.train_sizes.clone(),
