@@ -278,8 +278,9 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
         "Top-5% precision: how many of the truly best 5% of the test networks are among the \
          predicted best 5% (the reference column is its best model and feature set by this \
          figure). Coverage: how often the true value falls inside the nominal 80% interval \
-         (split-conformal on the recipe's out-of-fold residuals, carried along the learning \
-         curve to all the training rows).\n"
+         (split-conformal on out-of-fold residuals of the chosen option, from a fresh \
+         cross-validation of it on small training sets, carried along the learning curve to \
+         all the training rows).\n"
     );
     let _ = writeln!(
         out,
