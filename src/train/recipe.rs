@@ -873,11 +873,13 @@ pub struct Recipe {
     /// cross-validation of the chosen option, not on the out-of-fold
     /// residuals it was chosen by. Those are the best of a dozen options'
     /// and flatter it: the winner's residuals are partly luck, and on a few
-    /// dozen rows that luck is large. Measured on 28 objectives at N = 32
-    /// (10 seeds each, `docs/quality-all-objectives.md`, session 25): mean
-    /// coverage of the nominal 80% 78.2% on the chosen option's residuals,
-    /// 80.8% on fresh ones, cells more than 5 points off 7 -> 4. Beyond,
-    /// the luck is small and the five more fits would cost the most.
+    /// dozen rows that luck is large. Measured on all 74 objectives (10
+    /// seeds each, `docs/quality-all-objectives.md`, session 25): mean
+    /// coverage of the nominal 80% 78.9 -> 80.6% at N = 32 and 79.1 ->
+    /// 80.1% at N = 128, cells more than 5 points off 8 -> 9 and 7 -> 1.
+    /// At 1,024 rows it did not bring the two costs still off inside
+    /// (FPGA latency 56.6 -> 71.3%) and would cost five more fits at the
+    /// report's costliest size, so the bar is 128.
     pub fresh_calibration_max_rows: usize,
     /// Where at least this share of the rows sit on the target's minimum,
     /// the first family choice that can be formed is the default and the
