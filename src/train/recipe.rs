@@ -1852,8 +1852,9 @@ pub fn learning_curve_shrink(far: (f64, f64), near: (f64, f64), n: f64) -> f64 {
 /// carried to a model of `n` rows along the learning curve through `far`
 /// ([`learning_curve_shrink`]), but not below `floor`, the error a model
 /// that determines its target still makes ([`numerical_floor`]): more
-/// rows do not reduce that. A quantile already below it is kept as it is, and one
-/// that was not measured (NaN) stays NaN: `f64::max` would replace it.
+/// rows do not reduce that. A quantile already below it is kept as it is,
+/// and one that was not measured (NaN) stays NaN: `f64::max` would replace
+/// it.
 pub fn carry_along_learning_curve(far: (f64, f64), near: (f64, f64), n: f64, floor: f64) -> f64 {
     if near.1.is_nan() {
         return near.1;
