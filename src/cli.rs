@@ -491,6 +491,13 @@ pub struct EvalArgs {
     #[arg(long)]
     pub family_default_floor_share: Option<f64>,
 
+    /// Also fit feature sets with proxies as served models are (with the
+    /// count of proxies sent as a column), which adds the trees that answer
+    /// candidates sent without proxies, and report how those rank the test
+    /// networks without their proxies and how often their interval holds.
+    #[arg(long)]
+    pub without_proxies: bool,
+
     /// Our side only.
     #[arg(long)]
     pub no_reference: bool,

@@ -24,6 +24,7 @@ fn protocol(jobs: usize) -> eval::Protocol {
         feature_sets: Vec::new(),
         recipe: Recipe::default(),
         jobs,
+        without_proxies: false,
     }
 }
 
@@ -79,6 +80,62 @@ fn splits_partition_the_networks_and_the_same_seed_gives_the_same_numbers() {
     }
     // The seeds draw different networks, so different numbers.
     assert_ne!(first.runs[0].kendall_tau, first.runs[1].kendall_tau);
+}
+
+#[test]
+fn the_served_layout_also_scores_the_test_networks_sent_without_proxies() {
+    // Seeds 0 and 6: on these draws, one split's residuals (how the trees
+    // without proxies were calibrated before session 27) gave an interval
+    // 6.1 and 8.4 times as wide as the one that holds 80% of the test
+    // networks.
+    let p = eval::Protocol {
+        without_proxies: true,
+        seeds: vec![0, 6],
+        ..protocol(2)
+    };
+    let data = eval::load(&common::benchdata(), &p.objectives).expect("tables load");
+    let bar = indicatif::ProgressBar::hidden();
+    let served = eval::run(&p, &data, &bar).expect("the protocol runs");
+    let plain = eval::run(
+        &eval::Protocol {
+            seeds: vec![0],
+            ..protocol(2)
+        },
+        &data,
+        &bar,
+    )
+    .expect("the protocol runs");
+    assert!(
+        plain.runs[0].without_proxies.is_none(),
+        "asked for only with the flag"
+    );
+    for run in &served.runs {
+        let without = run.without_proxies.expect("scored without proxies");
+        // The architecture alone ranks 32 networks' accuracy above chance,
+        // but below what the proxies add.
+        assert!(
+            (0.2..run.kendall_tau).contains(&without.kendall_tau),
+            "seed {}: tau {} without proxies, {} with",
+            run.seed,
+            without.kendall_tau,
+            run.kendall_tau
+        );
+        assert!((0.0..=1.0).contains(&without.coverage));
+        assert_ne!(
+            without.interval_half_width, run.interval_half_width,
+            "each set of trees has its own interval"
+        );
+        // Calibrated on every training row held out once, the interval is
+        // of the order of the one that holds 80% of the test networks.
+        let ratio = without.interval_half_width / without.held_out_half_width;
+        assert!(
+            (1.0 / 3.0..=3.0).contains(&ratio),
+            "seed {}: ±{} without proxies, where ±{} holds 80% of the test networks",
+            run.seed,
+            without.interval_half_width,
+            without.held_out_half_width
+        );
+    }
 }
 
 /// Tau-b by its definition, O(n^2).

@@ -103,6 +103,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         feature_sets: args.feature_sets.clone(),
         recipe,
         jobs,
+        without_proxies: args.without_proxies,
     };
     let data = eval::load(&args.bench, &protocol.objectives)
         .with_context(|| format!("reading the tables under {}", args.bench.display()))?;

@@ -6,7 +6,7 @@ use std::{collections::HashMap, fmt, path::Path, str::FromStr};
 
 use crate::{
     bench,
-    features::{PROXY_FEATURE_PREFIX, PROXY_NAMES, ProxyValues},
+    features::{PROXIES_SENT_FEATURE, PROXY_FEATURE_PREFIX, PROXY_NAMES, ProxyValues},
     objectives::{Objective, ObjectiveKind},
     space::nb201::{
         Nb201, ONEHOT_PREFIX,
@@ -133,6 +133,44 @@ impl Matrix {
     /// The rows `idx`, in that order.
     pub fn rows(&self, idx: &[usize]) -> Vec<f64> {
         train::recipe::gather(&self.values, self.width(), idx)
+    }
+
+    /// The matrix with the served models' [`PROXIES_SENT_FEATURE`] column
+    /// appended (how many proxies each row has), so that the recipe also
+    /// fits the trees the service answers candidates without proxies with.
+    pub fn with_proxies_sent(self) -> Matrix {
+        let proxy_columns: Vec<usize> = self.proxy_columns().collect();
+        let mut names = self.names.clone();
+        names.push(PROXIES_SENT_FEATURE.to_owned());
+        let mut values = Vec::with_capacity(self.values.len() + self.values.len() / self.width());
+        for row in self.values.chunks_exact(self.width()) {
+            values.extend_from_slice(row);
+            let sent = proxy_columns.iter().filter(|&&c| !row[c].is_nan()).count();
+            values.push(sent as f64);
+        }
+        Matrix { names, values }
+    }
+
+    /// `rows` (row-major, in this matrix's columns) as candidates that send
+    /// no proxy: every proxy missing and the sent count, where there is
+    /// one, 0.
+    pub fn without_proxies(&self, rows: &[f64]) -> Vec<f64> {
+        let proxy_columns: Vec<usize> = self.proxy_columns().collect();
+        let sent = self.names.iter().position(|n| n == PROXIES_SENT_FEATURE);
+        let mut out = rows.to_vec();
+        for row in out.chunks_exact_mut(self.width()) {
+            for &c in &proxy_columns {
+                row[c] = f64::NAN;
+            }
+            if let Some(c) = sent {
+                row[c] = 0.0;
+            }
+        }
+        out
+    }
+
+    fn proxy_columns(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.width()).filter(|&c| self.names[c].starts_with(PROXY_FEATURE_PREFIX))
     }
 }
 
@@ -261,5 +299,42 @@ impl ObjectiveData {
             }
         }
         Matrix { names, values }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_layout_counts_each_rows_proxies_and_blanks_them_on_request() {
+        let names = ["ops.conv3x3", "zc.synflow", "zc.snip", "graph.depth"];
+        let m = Matrix {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            values: vec![
+                1.0,
+                0.5,
+                0.25,
+                3.0, //
+                2.0,
+                f64::NAN,
+                0.75,
+                4.0,
+            ],
+        }
+        .with_proxies_sent();
+        assert_eq!(
+            m.names.last().map(String::as_str),
+            Some(PROXIES_SENT_FEATURE)
+        );
+        assert_eq!(m.row(0)[4], 2.0);
+        assert_eq!(m.row(1)[4], 1.0, "a missing proxy is not counted");
+        let blank = m.without_proxies(&m.rows(&[1, 0]));
+        for row in blank.chunks_exact(m.width()) {
+            assert!(row[1].is_nan() && row[2].is_nan());
+            assert_eq!(row[4], 0.0);
+        }
+        assert_eq!((blank[0], blank[3]), (2.0, 4.0), "the rest is kept");
+        assert_eq!((blank[5], blank[8]), (1.0, 3.0));
     }
 }

@@ -29,10 +29,13 @@ use serde::Serialize;
 
 pub use self::data::{Block, FeatureSet, Matrix, ObjectiveData, lower_is_better};
 use crate::{
+    features::PROXIES_SENT_FEATURE,
     model::Floor,
     objectives::{Objective, ObjectiveKind},
     sync::{self, lock},
-    train::{RelatedTarget, SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe},
+    train::{
+        Fitted, RelatedTarget, SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe,
+    },
 };
 
 /// The share of networks whose ranking matters most to a search.
@@ -50,6 +53,11 @@ pub struct Protocol {
     pub recipe: Recipe,
     /// Worker threads (each LightGBM fit is single-threaded).
     pub jobs: usize,
+    /// Fit feature sets with proxies in the served layout (a
+    /// [`PROXIES_SENT_FEATURE`] column), which adds the trees the service
+    /// answers candidates without proxies with, and score those on the
+    /// test networks sent without their proxies ([`Run::without_proxies`]).
+    pub without_proxies: bool,
 }
 
 /// The feature set a served model of `objective` is trained on, the same
@@ -138,7 +146,49 @@ pub struct Run {
     pub inner_cv_kendall_tau: BTreeMap<String, Option<f64>>,
     /// The floor the recipe clamped predictions to, if any.
     pub floor: Option<Floor>,
+    /// The same test networks sent without their proxies, where the
+    /// protocol asked for it ([`Protocol::without_proxies`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_proxies: Option<WithoutProxies>,
     pub seconds: f64,
+}
+
+/// How the trees for candidates without proxies rank the test networks
+/// and how often their interval holds the true value.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WithoutProxies {
+    pub kendall_tau: f64,
+    pub top_precision: f64,
+    pub coverage: f64,
+    pub interval_half_width: f64,
+    pub held_out_half_width: f64,
+}
+
+/// Share of `truth` inside the interval of each row of `x` (row-major,
+/// `width` columns) around its prediction `pred`: the interval of the trees
+/// that answer the row ([`Fitted::interval_half_width_for`]).
+fn coverage_by_row(
+    fitted: &Fitted,
+    x: &[f64],
+    width: usize,
+    sent: Option<usize>,
+    pred: &[f64],
+    truth: &[f64],
+) -> f64 {
+    let half_widths: Vec<f64> = x
+        .chunks_exact(width)
+        .map(|row| fitted.interval_half_width_for(row, sent))
+        .collect();
+    if pred.is_empty() || half_widths.iter().any(|h| !h.is_finite()) {
+        return f64::NAN;
+    }
+    let inside = pred
+        .iter()
+        .zip(truth)
+        .zip(&half_widths)
+        .filter(|((p, t), h)| (*p - *t).abs() <= **h)
+        .count();
+    inside as f64 / pred.len() as f64
 }
 
 /// Predicted against true values of one run, for the figure.
@@ -216,7 +266,11 @@ pub fn run(
             protocol.feature_sets.clone()
         };
         for fs in sets {
-            let matrix = std::sync::Arc::new(d.matrix(&fs));
+            let mut matrix = d.matrix(&fs);
+            if protocol.without_proxies && fs.has(Block::Proxies) {
+                matrix = matrix.with_proxies_sent();
+            }
+            let matrix = std::sync::Arc::new(matrix);
             for &train_size in &protocol.train_sizes {
                 if train_size >= d.len() {
                     return Err(TrainError::Data {
@@ -293,6 +347,29 @@ pub fn run(
                     let mut pred = vec![0.0; test.len()];
                     fitted.predict_batch(&test_x, &mut pred);
                     let truth: Vec<f64> = test.iter().map(|&i| job.data.targets[i]).collect();
+                    let width = job.matrix.width();
+                    let sent = job
+                        .matrix
+                        .names
+                        .iter()
+                        .position(|n| n == PROXIES_SENT_FEATURE);
+                    let lower = lower_is_better(&job.data.objective);
+                    let without_proxies = fitted.interval_half_width_without_proxies.map(|hw| {
+                        let blank = job.matrix.without_proxies(&test_x);
+                        let mut pred = vec![0.0; test.len()];
+                        fitted.predict_batch(&blank, &mut pred);
+                        WithoutProxies {
+                            kendall_tau: ranking(metrics::kendall_tau_b, &pred, &truth),
+                            top_precision: top_precision(&pred, &truth, TOP_FRACTION, lower),
+                            coverage: metrics::coverage(&pred, &truth, hw),
+                            interval_half_width: hw,
+                            held_out_half_width: metrics::nominal_half_width(
+                                &pred,
+                                &truth,
+                                protocol.recipe.coverage,
+                            ),
+                        }
+                    });
                     let run = Run {
                         objective: job.data.objective.id.clone(),
                         feature_set: job.feature_set.to_string(),
@@ -300,13 +377,8 @@ pub fn run(
                         seed: job.seed,
                         kendall_tau: ranking(metrics::kendall_tau_b, &pred, &truth),
                         spearman_rho: ranking(metrics::spearman_rho, &pred, &truth),
-                        top_precision: top_precision(
-                            &pred,
-                            &truth,
-                            TOP_FRACTION,
-                            lower_is_better(&job.data.objective),
-                        ),
-                        coverage: metrics::coverage(&pred, &truth, fitted.interval_half_width),
+                        top_precision: top_precision(&pred, &truth, TOP_FRACTION, lower),
+                        coverage: coverage_by_row(&fitted, &test_x, width, sent, &pred, &truth),
                         interval_half_width: fitted.interval_half_width,
                         held_out_half_width: metrics::nominal_half_width(
                             &pred,
@@ -321,6 +393,7 @@ pub fn run(
                             .map(|(c, &tau)| (c.name(), tau.is_finite().then_some(tau)))
                             .collect(),
                         floor: fitted.floor,
+                        without_proxies,
                         chosen: fitted.chosen,
                         seconds: t0.elapsed().as_secs_f64(),
                     };

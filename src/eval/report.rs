@@ -55,6 +55,17 @@ pub struct Cell {
     pub chosen: BTreeMap<String, usize>,
     /// The best reference model and feature set by mean Kendall tau.
     pub reference: Option<ReferenceCell>,
+    /// The test networks sent without their proxies, where the runs
+    /// scored them ([`super::Protocol::without_proxies`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_proxies: Option<WithoutProxiesCell>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WithoutProxiesCell {
+    pub kendall_tau: Spread,
+    pub top_precision: Spread,
+    pub coverage: Spread,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,6 +193,15 @@ pub fn cells(runs: &[Run], reference: &[ReferenceRun]) -> Vec<Cell> {
                 coverage: Spread::of(rs.iter().map(|r| r.coverage)),
                 chosen,
                 reference,
+                without_proxies: rs
+                    .iter()
+                    .map(|r| r.without_proxies)
+                    .collect::<Option<Vec<_>>>()
+                    .map(|w| WithoutProxiesCell {
+                        kendall_tau: Spread::of(w.iter().map(|r| r.kendall_tau)),
+                        top_precision: Spread::of(w.iter().map(|r| r.top_precision)),
+                        coverage: Spread::of(w.iter().map(|r| r.coverage)),
+                    }),
             }
         })
         .collect()
@@ -306,6 +326,36 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
             chosen.join(", ")
         );
     }
+    let without: Vec<(&Cell, &WithoutProxiesCell)> = cells
+        .iter()
+        .filter_map(|c| c.without_proxies.as_ref().map(|w| (c, w)))
+        .collect();
+    if !without.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Candidates sent without proxies\n\nThe same test networks with their proxies \
+             left out, answered by the trees the served model keeps for such candidates (trained \
+             on the architecture alone, with their own interval).\n"
+        );
+        let _ = writeln!(
+            out,
+            "| objective | N | Kendall tau with proxies | Kendall tau without | top-5% without | 80% interval coverage without |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for (c, w) in without {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {:.1}% ± {:.1} |",
+                c.objective,
+                c.train_size,
+                pm(&c.kendall_tau),
+                pm(&w.kendall_tau),
+                pm(&w.top_precision),
+                100.0 * w.coverage.mean,
+                100.0 * w.coverage.std,
+            );
+        }
+    }
     if !figures.is_empty() {
         let _ = writeln!(out, "\n## Figures\n");
         for f in figures {
@@ -343,8 +393,45 @@ mod tests {
             chosen: "forest".into(),
             inner_cv_kendall_tau: BTreeMap::new(),
             floor: None,
+            without_proxies: None,
             seconds: 0.0,
         }
+    }
+
+    #[test]
+    fn the_report_tables_candidates_without_proxies_only_where_every_seed_scored_them() {
+        let without = |coverage| super::super::WithoutProxies {
+            kendall_tau: 0.5,
+            top_precision: 0.2,
+            coverage,
+            interval_half_width: 2.0,
+            held_out_half_width: 2.0,
+        };
+        let mut runs = vec![ours(0, 0.7), ours(1, 0.6)];
+        let plain = cells(&runs, &[]);
+        assert!(plain[0].without_proxies.is_none());
+        assert!(!markdown(&plain, "nasperf eval", 1.0, &[]).contains("without proxies"));
+        runs[0].without_proxies = Some(without(0.75));
+        assert!(
+            cells(&runs, &[])[0].without_proxies.is_none(),
+            "a seed without the figure would make a mean of fewer seeds"
+        );
+        runs[1].without_proxies = Some(without(0.85));
+        let scored = cells(&runs, &[]);
+        let w = scored[0]
+            .without_proxies
+            .as_ref()
+            .expect("every seed scored");
+        assert!((w.coverage.mean - 0.8).abs() < 1e-12 && w.kendall_tau.n == 2);
+        let text = markdown(&scored, "nasperf eval", 1.0, &[]);
+        assert!(
+            text.contains("## Candidates sent without proxies"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| cifar10/val_acc_200ep | 32 | 0.650 ± 0.071 | 0.500 ± 0.000 | 0.200 ± 0.000 | 80.0% ± 7.1 |"),
+            "{text}"
+        );
     }
 
     fn theirs(model: &str, seed: u64, kendall_tau: f64) -> ReferenceRun {

@@ -356,10 +356,7 @@ pub fn evaluate(fitted: &Fitted, set: &TrainingSet, test: &[usize]) -> HeldoutMe
     for &i in test {
         let row = set.row(i);
         let p = fitted.predict(row);
-        let half_width = match (sent, fitted.interval_half_width_without_proxies) {
-            (Some(c), Some(without)) if !recipe::sends_every_proxy(row, c) => without,
-            _ => fitted.interval_half_width,
-        };
+        let half_width = fitted.interval_half_width_for(row, sent);
         if (p - set.targets[i]).abs() <= half_width {
             inside += 1;
         }
