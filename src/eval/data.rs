@@ -311,16 +311,7 @@ mod tests {
         let names = ["ops.conv3x3", "zc.synflow", "zc.snip", "graph.depth"];
         let m = Matrix {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
-            values: vec![
-                1.0,
-                0.5,
-                0.25,
-                3.0, //
-                2.0,
-                f64::NAN,
-                0.75,
-                4.0,
-            ],
+            values: [[1.0, 0.5, 0.25, 3.0], [2.0, f64::NAN, 0.75, 4.0]].concat(),
         }
         .with_proxies_sent();
         assert_eq!(

@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn the_report_tables_candidates_without_proxies_only_where_every_seed_scored_them() {
-        let without = |coverage| super::super::WithoutProxies {
+        let without = |coverage| crate::eval::WithoutProxies {
             kendall_tau: 0.5,
             top_precision: 0.2,
             coverage,
