@@ -179,16 +179,7 @@ fn coverage_by_row(
         .chunks_exact(width)
         .map(|row| fitted.interval_half_width_for(row, sent))
         .collect();
-    if pred.is_empty() || half_widths.iter().any(|h| !h.is_finite()) {
-        return f64::NAN;
-    }
-    let inside = pred
-        .iter()
-        .zip(truth)
-        .zip(&half_widths)
-        .filter(|((p, t), h)| (*p - *t).abs() <= **h)
-        .count();
-    inside as f64 / pred.len() as f64
+    metrics::coverage_of_each(pred, truth, &half_widths)
 }
 
 /// Predicted against true values of one run, for the figure.

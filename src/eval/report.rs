@@ -211,6 +211,11 @@ fn pm(s: &Spread) -> String {
     format!("{:.3} ± {:.3}", s.mean, s.std)
 }
 
+/// A share's spread in percent: an interval's coverage.
+fn percent(s: &Spread) -> String {
+    format!("{:.1}% ± {:.1}", 100.0 * s.mean, 100.0 * s.std)
+}
+
 /// The report as Markdown. `command` is what produced it; `figures` the
 /// PNG file names written beside it.
 pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String]) -> String {
@@ -316,13 +321,12 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
         let chosen: Vec<String> = c.chosen.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {top_ref} | {} | {rho_ref} | {:.1}% ± {:.1} | {} |",
+            "| {} | {} | {} | {top_ref} | {} | {rho_ref} | {} | {} |",
             c.objective,
             c.train_size,
             pm(&c.top_precision),
             pm(&c.spearman_rho),
-            100.0 * c.coverage.mean,
-            100.0 * c.coverage.std,
+            percent(&c.coverage),
             chosen.join(", ")
         );
     }
@@ -345,14 +349,13 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
         for (c, w) in without {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {:.1}% ± {:.1} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 c.objective,
                 c.train_size,
                 pm(&c.kendall_tau),
                 pm(&w.kendall_tau),
                 pm(&w.top_precision),
-                100.0 * w.coverage.mean,
-                100.0 * w.coverage.std,
+                percent(&w.coverage),
             );
         }
     }

@@ -157,14 +157,27 @@ pub fn kendall_tau_standard_error(n: usize) -> f64 {
 /// The share of `truth` within `half_width` of `pred`: the coverage of the
 /// interval `pred ± half_width`. NaN for no rows or an undefined width.
 pub fn coverage(pred: &[f64], truth: &[f64], half_width: f64) -> f64 {
+    coverage_of_each(pred, truth, &vec![half_width; pred.len()])
+}
+
+/// [`coverage`] with a half-width of its own for each row (a model whose
+/// rows are answered by different trees, each with its interval). NaN for
+/// no rows or any undefined width.
+pub fn coverage_of_each(pred: &[f64], truth: &[f64], half_widths: &[f64]) -> f64 {
     assert_eq!(pred.len(), truth.len(), "coverage needs paired samples");
-    if pred.is_empty() || !half_width.is_finite() {
+    assert_eq!(
+        pred.len(),
+        half_widths.len(),
+        "coverage needs a width per row"
+    );
+    if pred.is_empty() || half_widths.iter().any(|h| !h.is_finite()) {
         return f64::NAN;
     }
     let inside = pred
         .iter()
         .zip(truth)
-        .filter(|(p, t)| (*p - *t).abs() <= half_width)
+        .zip(half_widths)
+        .filter(|((p, t), h)| (*p - *t).abs() <= **h)
         .count();
     inside as f64 / pred.len() as f64
 }
@@ -301,6 +314,17 @@ mod tests {
         assert_eq!(coverage(&pred, &truth, width), 0.8);
         assert!(coverage(&pred, &truth, width - 0.5) < 0.8);
         assert!(nominal_half_width(&[], &[], 0.8).is_nan());
+    }
+
+    #[test]
+    fn coverage_of_each_row_uses_that_rows_width() {
+        let truth = [0.0, 1.0, 2.0, 3.0];
+        let pred = [0.0; 4];
+        // Residuals 0, 1, 2, 3 against widths 0, 0.5, 2, 3: rows 0, 2, 3 inside.
+        assert_eq!(coverage_of_each(&pred, &truth, &[0.0, 0.5, 2.0, 3.0]), 0.75);
+        assert_eq!(coverage(&pred, &truth, 2.0), 0.75);
+        assert!(coverage_of_each(&pred, &truth, &[1.0, f64::NAN, 1.0, 1.0]).is_nan());
+        assert!(coverage(&[], &[], 1.0).is_nan());
     }
 
     #[test]
