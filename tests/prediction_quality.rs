@@ -250,7 +250,7 @@ fn our_evaluator_equals_lightgbm_on_a_model_switched_by_proxies() {
         let mut config = TrainConfig::with_rounds(100);
         config.recipe.choices = vec![Choice::named(choice).unwrap()];
         let fitted = fit(&set, &train_idx, &config).unwrap();
-        assert!(fitted.interval_half_width_without_proxies.is_some());
+        assert!(fitted.interval_without_proxies.is_some());
         same_as_lightgbm(&fitted.model_text, &set, &space, Some(&proxies), choice);
     }
 }

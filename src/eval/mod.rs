@@ -34,7 +34,8 @@ use crate::{
     objectives::{Objective, ObjectiveKind},
     sync::{self, lock},
     train::{
-        Fitted, RelatedTarget, SplitMix64, TrainError, load_all_proxies, metrics, recipe::Recipe,
+        Fitted, RelatedTarget, SplitMix64, TrainError, load_all_proxies, metrics,
+        recipe::{IntervalCalibration, Recipe},
     },
 };
 
@@ -133,12 +134,17 @@ pub struct Run {
     pub top_precision: f64,
     /// Share of test networks whose true value is inside the interval.
     pub coverage: f64,
-    /// Half the width of the interval the recipe calibrated.
-    pub interval_half_width: f64,
+    /// The interval the recipe calibrated: its half-width and what it was
+    /// calibrated from.
+    pub interval: IntervalCalibration,
     /// The half-width that would have held exactly the nominal share of
     /// the test networks: the interval's target, to tell a calibration
     /// that is off by a little width from one that is off by much.
     pub held_out_half_width: f64,
+    /// The half-widths that would have held 50%, 51%, ... 99% of the test
+    /// networks ([`held_out_shares`]): how coverage moves with the width,
+    /// so that another calibration rule can be scored on the same fits.
+    pub held_out_half_widths: Vec<f64>,
     pub chosen: String,
     /// Each choice's out-of-fold Kendall tau in the recipe's inner
     /// cross-validation (null where it could not be tried), to see why a
@@ -155,13 +161,27 @@ pub struct Run {
 
 /// How the trees for candidates without proxies rank the test networks
 /// and how often their interval holds the true value.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct WithoutProxies {
     pub kendall_tau: f64,
     pub top_precision: f64,
     pub coverage: f64,
-    pub interval_half_width: f64,
+    pub interval: IntervalCalibration,
     pub held_out_half_width: f64,
+    pub held_out_half_widths: Vec<f64>,
+}
+
+/// The shares of the test networks [`Run::held_out_half_widths`] gives
+/// the holding half-width of: 50% to 99% in steps of one point.
+pub fn held_out_shares() -> impl Iterator<Item = f64> {
+    (50..100).map(|percent| f64::from(percent) / 100.0)
+}
+
+/// [`metrics::nominal_half_width`] at each of [`held_out_shares`].
+fn held_out_half_widths(pred: &[f64], truth: &[f64]) -> Vec<f64> {
+    held_out_shares()
+        .map(|share| metrics::nominal_half_width(pred, truth, share))
+        .collect()
 }
 
 /// Share of `truth` inside the interval of each row of `x` (row-major,
@@ -345,20 +365,21 @@ pub fn run(
                         .iter()
                         .position(|n| n == PROXIES_SENT_FEATURE);
                     let lower = lower_is_better(&job.data.objective);
-                    let without_proxies = fitted.interval_half_width_without_proxies.map(|hw| {
+                    let without_proxies = fitted.interval_without_proxies.map(|interval| {
                         let blank = job.matrix.without_proxies(&test_x);
                         let mut pred = vec![0.0; test.len()];
                         fitted.predict_batch(&blank, &mut pred);
                         WithoutProxies {
                             kendall_tau: ranking(metrics::kendall_tau_b, &pred, &truth),
                             top_precision: top_precision(&pred, &truth, TOP_FRACTION, lower),
-                            coverage: metrics::coverage(&pred, &truth, hw),
-                            interval_half_width: hw,
+                            coverage: metrics::coverage(&pred, &truth, interval.half_width),
+                            interval,
                             held_out_half_width: metrics::nominal_half_width(
                                 &pred,
                                 &truth,
                                 protocol.recipe.coverage,
                             ),
+                            held_out_half_widths: held_out_half_widths(&pred, &truth),
                         }
                     });
                     let run = Run {
@@ -370,12 +391,13 @@ pub fn run(
                         spearman_rho: ranking(metrics::spearman_rho, &pred, &truth),
                         top_precision: top_precision(&pred, &truth, TOP_FRACTION, lower),
                         coverage: coverage_by_row(&fitted, &test_x, width, sent, &pred, &truth),
-                        interval_half_width: fitted.interval_half_width,
+                        interval: fitted.interval,
                         held_out_half_width: metrics::nominal_half_width(
                             &pred,
                             &truth,
                             protocol.recipe.coverage,
                         ),
+                        held_out_half_widths: held_out_half_widths(&pred, &truth),
                         inner_cv_kendall_tau: protocol
                             .recipe
                             .choices

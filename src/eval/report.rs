@@ -195,7 +195,7 @@ pub fn cells(runs: &[Run], reference: &[ReferenceRun]) -> Vec<Cell> {
                 reference,
                 without_proxies: rs
                     .iter()
-                    .map(|r| r.without_proxies)
+                    .map(|r| r.without_proxies.as_ref())
                     .collect::<Option<Vec<_>>>()
                     .map(|w| WithoutProxiesCell {
                         kendall_tau: Spread::of(w.iter().map(|r| r.kendall_tau)),
@@ -371,6 +371,7 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::recipe::IntervalCalibration;
 
     #[test]
     fn spread_is_the_sample_mean_and_standard_deviation() {
@@ -379,6 +380,20 @@ mod tests {
         assert!((s.std - 1.290_994_448_735_805_6).abs() < 1e-12);
         assert_eq!(Spread::of([5.0]).std, 0.0);
         assert!(Spread::of([]).mean.is_nan());
+    }
+
+    /// An interval of `half_width` as one cross-validation of 32 rows
+    /// would calibrate it.
+    fn interval(half_width: f64) -> IntervalCalibration {
+        IntervalCalibration {
+            half_width,
+            far_rows: 16.0,
+            far_quantile: half_width,
+            near_rows: 25.0,
+            near_quantile: half_width,
+            rows: 32.0,
+            numerical_floor: 0.0,
+        }
     }
 
     fn ours(seed: u64, kendall_tau: f64) -> Run {
@@ -391,8 +406,9 @@ mod tests {
             spearman_rho: kendall_tau,
             top_precision: 0.5,
             coverage: 0.8,
-            interval_half_width: 1.0,
+            interval: interval(1.0),
             held_out_half_width: 1.0,
+            held_out_half_widths: vec![1.0; 50],
             chosen: "forest".into(),
             inner_cv_kendall_tau: BTreeMap::new(),
             floor: None,
@@ -407,8 +423,9 @@ mod tests {
             kendall_tau: 0.5,
             top_precision: 0.2,
             coverage,
-            interval_half_width: 2.0,
+            interval: interval(2.0),
             held_out_half_width: 2.0,
+            held_out_half_widths: vec![2.0; 50],
         };
         let mut runs = vec![ours(0, 0.7), ours(1, 0.6)];
         let plain = cells(&runs, &[]);

@@ -370,7 +370,7 @@ pub fn evaluate(fitted: &Fitted, set: &TrainingSet, test: &[usize]) -> HeldoutMe
         spearman_rho: metrics::spearman_rho(&pred, &truth),
         rmse: metrics::rmse(&pred, &truth),
         interval_coverage: Some(coverage)
-            .filter(|c| c.is_finite() && fitted.interval_half_width.is_finite()),
+            .filter(|c| c.is_finite() && fitted.interval.half_width.is_finite()),
     }
 }
 
@@ -456,9 +456,9 @@ pub fn package(
         })
     };
     let interval_without_proxies = fitted
-        .interval_half_width_without_proxies
-        .and_then(interval);
-    let interval = interval(fitted.interval_half_width);
+        .interval_without_proxies
+        .and_then(|i| interval(i.half_width));
+    let interval = interval(fitted.interval.half_width);
     let floor = fitted.floor;
     let model_text = fitted.model_text;
     let model_sha256 = sha256_hex(model_text.as_bytes());
