@@ -352,25 +352,21 @@ pub fn evaluate(fitted: &Fitted, set: &TrainingSet, test: &[usize]) -> HeldoutMe
         .feature_names
         .iter()
         .position(|n| n == PROXIES_SENT_FEATURE);
-    let (mut pred, mut truth, mut inside) = (Vec::new(), Vec::new(), 0usize);
+    let (mut pred, mut truth, mut half_widths) = (Vec::new(), Vec::new(), Vec::new());
     for &i in test {
         let row = set.row(i);
-        let p = fitted.predict(row);
-        let half_width = fitted.interval_half_width_for(row, sent);
-        if (p - set.targets[i]).abs() <= half_width {
-            inside += 1;
-        }
-        pred.push(p);
+        pred.push(fitted.predict(row));
         truth.push(set.targets[i]);
+        half_widths.push(fitted.interval_half_width_for(row, sent));
     }
-    let coverage = inside as f64 / test.len() as f64;
+    // Undefined (None) where a row's interval is: not counted as a miss.
+    let coverage = metrics::coverage_of_each(&pred, &truth, &half_widths);
     HeldoutMetrics {
         rows: test.len() as u64,
         kendall_tau: metrics::kendall_tau_b(&pred, &truth),
         spearman_rho: metrics::spearman_rho(&pred, &truth),
         rmse: metrics::rmse(&pred, &truth),
-        interval_coverage: Some(coverage)
-            .filter(|c| c.is_finite() && fitted.interval.half_width.is_finite()),
+        interval_coverage: Some(coverage).filter(|c| c.is_finite()),
     }
 }
 
