@@ -968,7 +968,9 @@ impl Recipe {
                            up to fresh_calibration_max_rows (with and without proxies), else out-of-fold \
                            residuals of the inner cross-validation, or one split of every row beyond \
                            max_cv_rows and for the trees without proxies; the quantile carried to all \
-                           the rows along the learning curve from half of them",
+                           the rows along the learning curve from half of them (for the trees without \
+                           proxies, from without_proxies_learning_curve_min_rows rows on)",
+                "without_proxies_learning_curve_min_rows": WITHOUT_PROXIES_LEARNING_CURVE_MIN_ROWS,
             },
         })
     }
