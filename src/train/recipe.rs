@@ -36,7 +36,9 @@
 //! Either way the
 //! models that erred saw fewer rows than the one served, so the quantile is
 //! carried to all the rows along the learning curve that the same choice
-//! fitted on half of them draws ([`learning_curve_shrink`]).
+//! fitted on half of them draws ([`learning_curve_shrink`]); the trees
+//! without proxies only from [`WITHOUT_PROXIES_LEARNING_CURVE_MIN_ROWS`]
+//! rows on.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -1537,7 +1539,9 @@ impl Calibration<'_> {
     /// seen) that interval held 86 to 94% instead of 80 (`docs/quality.md`).
     /// The same choice fitted on half the rows tells how fast its error
     /// falls, and the quantile is carried along that learning curve from
-    /// the folds' rows to all of them ([`learning_curve_shrink`]).
+    /// the folds' rows to all of them ([`learning_curve_shrink`]), where
+    /// `learning_curve` says so (not for the trees without proxies on few
+    /// rows: [`WITHOUT_PROXIES_LEARNING_CURVE_MIN_ROWS`]).
     fn half_width(
         &self,
         recipe: &Recipe,
