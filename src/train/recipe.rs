@@ -1487,7 +1487,7 @@ impl Recipe {
 }
 
 /// Half the width of an interval around a prediction, and what it was
-/// calibrated from ([`Calibration::half_width`]): the error quantile of
+/// calibrated from (`Calibration::half_width`): the error quantile of
 /// models of `far_rows` and of `near_rows` rows on rows they did not see,
 /// carried along the learning curve through the two to the model of all
 /// `rows` rows, not below the numerical floor. Kept beside the width to
