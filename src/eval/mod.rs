@@ -179,9 +179,7 @@ pub fn held_out_shares() -> impl Iterator<Item = f64> {
 
 /// [`metrics::nominal_half_width`] at each of [`held_out_shares`].
 fn held_out_half_widths(pred: &[f64], truth: &[f64]) -> Vec<f64> {
-    held_out_shares()
-        .map(|share| metrics::nominal_half_width(pred, truth, share))
-        .collect()
+    metrics::nominal_half_widths(pred, truth, held_out_shares())
 }
 
 /// Share of `truth` inside the interval of each row of `x` (row-major,
