@@ -332,7 +332,8 @@ async fn attempt(
         .max()
         .unwrap_or(0);
     // What the study measured of the related objectives (the same attack
-    // at smaller strengths), for the recipe's family choice.
+    // at smaller strengths, or the clean accuracy), for the recipe's
+    // family choice.
     let mut related = Vec::new();
     for r in objectives::related(&objective) {
         let measured = store

@@ -121,7 +121,8 @@ impl Choice {
     /// rows it switched in on noise and lost (`docs/quality.md`).
     ///
     /// Where the values of related objectives are given (the same attack
-    /// at smaller strengths, [`crate::objectives::related`]), the proxy
+    /// at smaller strengths, or for the weakest the clean accuracy,
+    /// [`crate::objectives::related`]), the proxy
     /// default fitted on each of them and averaged with the target's own
     /// ([`Family`]) is an option: it ranks the strongest attacks better at
     /// 32 and 128 rows, but not everywhere (Square at eps 8/255 and 128

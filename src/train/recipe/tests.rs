@@ -462,6 +462,56 @@ fn where_many_rows_are_on_the_minimum_the_family_is_the_default() {
 }
 
 #[test]
+fn a_family_that_learns_from_the_clean_accuracy_is_the_default() {
+    let (names, x, y) = proxy_rows(48);
+    // Margins no choice can clear: what is chosen is the default.
+    let recipe = Recipe {
+        choices: vec![
+            Choice::named("forest+proxies_forest+boosted_small").expect("named"),
+            Choice::named("family(forest+proxies_forest+boosted_small)").expect("named"),
+        ],
+        selection_margin: 1e9,
+        family_selection_margin: 1e9,
+        ..Recipe::with_rounds(60)
+    };
+    let chosen = |related: &[RelatedTarget]| {
+        recipe
+            .fit_related(&x, &names, &y, related, 3)
+            .expect("fit")
+            .chosen
+    };
+    // Few rows on the minimum and enough order of its own: a weaker
+    // attack's family is an option the margin keeps out.
+    assert!(share_on_minimum(&y) < recipe.family_default_floor_share);
+    let weaker = weaker_attack(&y);
+    assert_eq!(
+        chosen(std::slice::from_ref(&weaker)),
+        "forest+proxies_forest+boosted_small"
+    );
+    // The same values as the clean accuracy, which the weakest attack's
+    // family learns from (`objectives::related`): the default.
+    let clean = RelatedTarget {
+        objective: "cifar10/test_acc_200ep".to_owned(),
+        ..weaker.clone()
+    };
+    assert_eq!(
+        chosen(std::slice::from_ref(&clean)),
+        "family(forest+proxies_forest+boosted_small)"
+    );
+    // Not where it is one of several (the rule is for the clean accuracy
+    // alone) or unknown to the catalogue.
+    assert_eq!(
+        chosen(&[weaker.clone(), clean]),
+        "forest+proxies_forest+boosted_small"
+    );
+    let unknown = RelatedTarget {
+        objective: "cifar10/no_such_accuracy".to_owned(),
+        ..weaker
+    };
+    assert_eq!(chosen(&[unknown]), "forest+proxies_forest+boosted_small");
+}
+
+#[test]
 fn a_default_whose_order_is_chance_gives_way_to_the_family_on_enough_rows() {
     // The textbook figures: sqrt(2 (2n + 5) / (9 n (n - 1))).
     assert!((metrics::kendall_tau_standard_error(128) - 0.059_73).abs() < 1e-4);
