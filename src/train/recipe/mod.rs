@@ -794,13 +794,13 @@ fn own_order_is_chance(choices: &[Choice], cv_kendall_tau: &[f64], rows: usize) 
 /// Whether the family learns from the clean accuracy alone
 /// ([`crate::objectives::related`] of the weakest attacks): then it is the
 /// default. The clean accuracy ranks the networks as an attack at eps
-/// 0.1/255 does (Spearman 0.96 to 0.98 over the 9,445) with noise of its
-/// own, so the mean of the two models halves what each label's noise
-/// costs; the inner cross-validation does not show it on 32 or 128 rows
-/// (its out-of-fold advantage +0.003 to +0.015, within the margin). As the
-/// default, on the four weakest attacks at 10 seeds (`docs/quality.md`):
-/// up in all eight cells, by +0.002 to +0.008 at N = 32 and +0.002 to
-/// +0.005 at N = 128.
+/// 0.1/255 does (Spearman 0.96 to 0.98 over the 9,445) but with noise of
+/// its own, so the mean of the two models averages out part of each
+/// label's noise; the inner cross-validation does not show it on 32 or 128
+/// rows (its out-of-fold advantage +0.003 to +0.015, within the margin).
+/// As the default, on the four weakest attacks at 10 seeds
+/// (`docs/quality-all-objectives.md`): up in all eight cells, by +0.002 to
+/// +0.008 at N = 32 and +0.002 to +0.005 at N = 128.
 fn learns_from_clean_accuracy(related: &[RelatedTarget]) -> bool {
     !related.is_empty()
         && related.iter().all(|r| {
