@@ -242,7 +242,7 @@ pub fn carry_along_learning_curve(far: (f64, f64), near: (f64, f64), n: f64, flo
 const NUMERICAL_FLOOR_SPACINGS: f64 = 32.0;
 
 /// The error a model that determines `y` may still make on rows it did
-/// not see, however many rows it learns from: [`NUMERICAL_FLOOR_SPACINGS`]
+/// not see, however many rows it learns from: `NUMERICAL_FLOOR_SPACINGS`
 /// times the median spacing of single-precision floats at the labels
 /// (LightGBM's labels are `f32`). 0 without labels.
 pub fn numerical_floor(y: &[f64]) -> f64 {

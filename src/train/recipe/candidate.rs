@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+#[cfg(doc)]
+use super::Recipe;
 use super::ranker::{MIN_ORDERED_QUERY_SHARE, RELEVANCE_LEVELS, fit_order, ordered_query_share};
 use super::{TrainError, data_err, lightgbm};
 use crate::{
@@ -223,9 +225,9 @@ impl Candidate {
 
     /// [`Candidate::boosted_small`] trained on the order of the rows, not
     /// their values: LightGBM's `lambdarank` on queries of
-    /// [`PAIRWISE_GROUP`] rows drawn at random, [`PAIRWISE_REPEATS`]
+    /// `PAIRWISE_GROUP` rows drawn at random, `PAIRWISE_REPEATS`
     /// shuffles of the rows, each row's relevance its rank in
-    /// [`RELEVANCE_LEVELS`] levels and the gain linear in it (no top-heavy
+    /// `RELEVANCE_LEVELS` levels and the gain linear in it (no top-heavy
     /// discount within four rows): close to a pairwise loss. Kendall tau
     /// counts pairs; a regression on 32 rows spends its few splits on the
     /// largest values (under a strong attack, the one or two networks far
@@ -280,7 +282,7 @@ impl Candidate {
     ///
     /// A candidate that learns order is tried only where enough of its
     /// drawn queries hold rows of different values
-    /// ([`MIN_ORDERED_QUERY_SHARE`]): a query of tied rows teaches a
+    /// (`MIN_ORDERED_QUERY_SHARE`): a query of tied rows teaches a
     /// ranker nothing.
     pub fn usable_on(&self, x: &[f64], names: &[String], y: &[f64]) -> bool {
         if !self.applies_to(names) {

@@ -2,6 +2,8 @@
 //! several, or a family that also learns from related objectives.
 
 use super::Candidate;
+#[cfg(doc)]
+use super::{Family, Recipe, RelatedTarget};
 use crate::features::PROXY_FEATURE_PREFIX;
 
 /// One option of the recipe: a single candidate, or the mean of several
@@ -110,7 +112,7 @@ impl Choice {
     ///   The ranker lifts the strongest attacks, where a regression spends
     ///   its splits on the few networks far from zero; where nearly every
     ///   row ties (APGD-CE at eps 8/255) it has nothing to learn from
-    ///   ([`MIN_ORDERED_QUERY_SHARE`]) and the same mean without it is the
+    ///   (`MIN_ORDERED_QUERY_SHARE`) and the same mean without it is the
     ///   default;
     /// - otherwise the mean of a forest and a small booster.
     ///
@@ -129,7 +131,7 @@ impl Choice {
     /// rows: 0.380 -> 0.354 as the default), so the inner cross-validation
     /// decides, except where many rows sit on the target's minimum or the
     /// default's own out-of-fold order is chance: there it is the default
-    /// ([`Recipe::family_default_floor_share`], [`own_order_is_chance`]). Where
+    /// ([`Recipe::family_default_floor_share`], `own_order_is_chance`). Where
     /// the ranker is not tried, the same family without it stands in.
     ///
     /// `docs/quality.md` has the figures. Neither default is chosen by the

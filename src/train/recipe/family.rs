@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+#[cfg(doc)]
+use super::Choice;
 use super::{gather_y, rising_least_squares_line};
 
 /// The values of an objective related to the target

@@ -157,7 +157,7 @@ pub struct Recipe {
     /// lost on Square eps 8/255 (4.6% at zero; 0.380 -> 0.354 at N = 128).
     /// 0.1 sits in the gap between the shares of 4.6 to 6.5% and of
     /// 22%. Above 1, never by this rule (the family is also the default
-    /// where the default's own order is chance: [`own_order_is_chance`]).
+    /// where the default's own order is chance: `own_order_is_chance`).
     pub family_default_floor_share: f64,
 }
 
