@@ -423,6 +423,20 @@ fn at_zero_below(y: &[f64], share: f64) -> Vec<f64> {
     y.iter().map(|v| (v - cut).max(0.0)).collect()
 }
 
+/// A quick recipe of the named choices whose margins no choice can clear:
+/// what it chooses is its default.
+fn choosing_only_the_default(choices: &[&str]) -> Recipe {
+    Recipe {
+        choices: choices
+            .iter()
+            .map(|n| Choice::named(n).expect("named"))
+            .collect(),
+        selection_margin: 1e9,
+        family_selection_margin: 1e9,
+        ..Recipe::with_rounds(60)
+    }
+}
+
 #[test]
 fn where_many_rows_are_on_the_minimum_the_family_is_the_default() {
     let (names, x, y) = proxy_rows(48);
@@ -430,16 +444,10 @@ fn where_many_rows_are_on_the_minimum_the_family_is_the_default() {
     // values are the weaker attack's.
     let strong = at_zero_below(&y, 0.5);
     let related = [weaker_attack(&y)];
-    // Margins no choice can clear: what is chosen is the default.
-    let recipe = Recipe {
-        choices: vec![
-            Choice::named("forest+proxies_forest+boosted_small").expect("named"),
-            Choice::named("family(forest+proxies_forest+boosted_small)").expect("named"),
-        ],
-        selection_margin: 1e9,
-        family_selection_margin: 1e9,
-        ..Recipe::with_rounds(60)
-    };
+    let recipe = choosing_only_the_default(&[
+        "forest+proxies_forest+boosted_small",
+        "family(forest+proxies_forest+boosted_small)",
+    ]);
     let chosen = |recipe: &Recipe, y: &[f64]| {
         recipe
             .fit_related(&x, &names, y, &related, 3)
@@ -464,16 +472,10 @@ fn where_many_rows_are_on_the_minimum_the_family_is_the_default() {
 #[test]
 fn a_family_that_learns_from_the_clean_accuracy_is_the_default() {
     let (names, x, y) = proxy_rows(48);
-    // Margins no choice can clear: what is chosen is the default.
-    let recipe = Recipe {
-        choices: vec![
-            Choice::named("forest+proxies_forest+boosted_small").expect("named"),
-            Choice::named("family(forest+proxies_forest+boosted_small)").expect("named"),
-        ],
-        selection_margin: 1e9,
-        family_selection_margin: 1e9,
-        ..Recipe::with_rounds(60)
-    };
+    let recipe = choosing_only_the_default(&[
+        "forest+proxies_forest+boosted_small",
+        "family(forest+proxies_forest+boosted_small)",
+    ]);
     let chosen = |related: &[RelatedTarget]| {
         recipe
             .fit_related(&x, &names, &y, related, 3)
@@ -546,18 +548,12 @@ fn where_the_ranker_is_not_tried_the_family_without_it_stands_in() {
     // ties for the ranker.
     let strong = at_zero_below(&y, 0.9);
     assert!(ordered_query_share(&strong) < MIN_ORDERED_QUERY_SHARE);
-    let named = |n: &str| Choice::named(n).expect("named");
-    let recipe = Recipe {
-        choices: vec![
-            named("forest+proxies_forest+boosted_small+boosted_pairwise"),
-            named("forest+proxies_forest+boosted_small"),
-            named("family(forest+proxies_forest+boosted_small+boosted_pairwise)"),
-            named("family(forest+proxies_forest+boosted_small)"),
-        ],
-        selection_margin: 1e9,
-        family_selection_margin: 1e9,
-        ..Recipe::with_rounds(60)
-    };
+    let recipe = choosing_only_the_default(&[
+        "forest+proxies_forest+boosted_small+boosted_pairwise",
+        "forest+proxies_forest+boosted_small",
+        "family(forest+proxies_forest+boosted_small+boosted_pairwise)",
+        "family(forest+proxies_forest+boosted_small)",
+    ]);
     let fitted = recipe
         .fit_related(&x, &names, &strong, &[weaker_attack(&y)], 3)
         .expect("fit");
