@@ -177,9 +177,17 @@ pub fn held_out_shares() -> impl Iterator<Item = f64> {
     (50..100).map(|percent| f64::from(percent) / 100.0)
 }
 
-/// [`metrics::nominal_half_width`] at each of [`held_out_shares`].
-fn held_out_half_widths(pred: &[f64], truth: &[f64]) -> Vec<f64> {
-    metrics::nominal_half_widths(pred, truth, held_out_shares())
+/// The half-width that held `coverage` of the test networks
+/// ([`Run::held_out_half_width`]) and those at each of [`held_out_shares`]
+/// ([`Run::held_out_half_widths`]), from one sort of the residuals.
+fn held_out_half_widths(pred: &[f64], truth: &[f64], coverage: f64) -> (f64, Vec<f64>) {
+    let mut widths = metrics::nominal_half_widths(
+        pred,
+        truth,
+        std::iter::once(coverage).chain(held_out_shares()),
+    );
+    let nominal = widths.remove(0);
+    (nominal, widths)
 }
 
 /// Share of `truth` inside the interval of each row of `x` (row-major,
@@ -367,19 +375,19 @@ pub fn run(
                         let blank = job.matrix.without_proxies(&test_x);
                         let mut pred = vec![0.0; test.len()];
                         fitted.predict_batch(&blank, &mut pred);
+                        let (held_out_half_width, held_out_half_widths) =
+                            held_out_half_widths(&pred, &truth, protocol.recipe.coverage);
                         WithoutProxies {
                             kendall_tau: ranking(metrics::kendall_tau_b, &pred, &truth),
                             top_precision: top_precision(&pred, &truth, TOP_FRACTION, lower),
                             coverage: metrics::coverage(&pred, &truth, interval.half_width),
                             interval,
-                            held_out_half_width: metrics::nominal_half_width(
-                                &pred,
-                                &truth,
-                                protocol.recipe.coverage,
-                            ),
-                            held_out_half_widths: held_out_half_widths(&pred, &truth),
+                            held_out_half_width,
+                            held_out_half_widths,
                         }
                     });
+                    let (held_out_half_width, held_out_half_widths) =
+                        held_out_half_widths(&pred, &truth, protocol.recipe.coverage);
                     let run = Run {
                         objective: job.data.objective.id.clone(),
                         feature_set: job.feature_set.to_string(),
@@ -390,12 +398,8 @@ pub fn run(
                         top_precision: top_precision(&pred, &truth, TOP_FRACTION, lower),
                         coverage: coverage_by_row(&fitted, &test_x, width, sent, &pred, &truth),
                         interval: fitted.interval,
-                        held_out_half_width: metrics::nominal_half_width(
-                            &pred,
-                            &truth,
-                            protocol.recipe.coverage,
-                        ),
-                        held_out_half_widths: held_out_half_widths(&pred, &truth),
+                        held_out_half_width,
+                        held_out_half_widths,
                         inner_cv_kendall_tau: protocol
                             .recipe
                             .choices

@@ -183,48 +183,36 @@ pub fn coverage_of_each(pred: &[f64], truth: &[f64], half_widths: &[f64]) -> f64
 }
 
 /// The least half-width whose interval around `pred` holds at least
-/// `coverage` of `truth`: the nominal quantile of the absolute residuals.
-/// NaN without samples.
-pub fn nominal_half_width(pred: &[f64], truth: &[f64], coverage: f64) -> f64 {
-    let mut residuals = absolute_residuals(pred, truth);
-    let rank = nominal_rank(residuals.len(), coverage);
-    kth_smallest(&mut residuals, rank)
-}
-
-/// [`nominal_half_width`] at each of `coverages`, in that order: the
-/// residuals are sorted once and read at every rank, where a selection per
-/// coverage would copy and reorder them each time (`nasperf eval` asks for
-/// 50 shares of some 9,400 test networks in every run).
+/// `coverage` of `truth` (the nominal quantile of the absolute residuals),
+/// at each of `coverages`, in that order; NaN without samples. The
+/// residuals are sorted once and read at every rank: `nasperf eval` asks
+/// for 51 shares of some 9,400 test networks in every run.
 pub fn nominal_half_widths(
     pred: &[f64],
     truth: &[f64],
     coverages: impl IntoIterator<Item = f64>,
 ) -> Vec<f64> {
-    let mut residuals = absolute_residuals(pred, truth);
+    assert_eq!(pred.len(), truth.len(), "a half-width needs paired samples");
+    let mut residuals: Vec<f64> = pred.iter().zip(truth).map(|(p, t)| (p - t).abs()).collect();
     residuals.sort_unstable_by(f64::total_cmp);
+    let n = residuals.len();
     coverages
         .into_iter()
-        .map(|coverage| match residuals.len() {
-            0 => f64::NAN,
-            n => residuals[nominal_rank(n, coverage).clamp(1, n) - 1],
+        .map(|coverage| {
+            let rank = (n as f64 * coverage).ceil() as usize;
+            residuals
+                .get(rank.clamp(1, n.max(1)) - 1)
+                .copied()
+                .unwrap_or(f64::NAN)
         })
         .collect()
 }
 
-fn absolute_residuals(pred: &[f64], truth: &[f64]) -> Vec<f64> {
-    assert_eq!(pred.len(), truth.len(), "a half-width needs paired samples");
-    pred.iter().zip(truth).map(|(p, t)| (p - t).abs()).collect()
-}
-
-/// The rank (1-based) of the least residual that holds `coverage` of `n`.
-fn nominal_rank(n: usize, coverage: f64) -> usize {
-    (n as f64 * coverage).ceil() as usize
-}
-
 /// The `k`-th smallest of `values` (1-based, clamped to `1..=len`; NaN when
-/// empty), in linear time; `values` is left partly reordered. The one order
-/// statistic behind both the held-out half-width above and the recipe's
-/// conformal quantile, which differ only in the rank they ask for.
+/// empty), in linear time; `values` is left partly reordered. Behind the
+/// recipe's conformal quantile, which asks for the rank
+/// `ceil((n + 1) * coverage)` where [`nominal_half_widths`] reads
+/// `ceil(n * coverage)`.
 pub fn kth_smallest(values: &mut [f64], k: usize) -> f64 {
     if values.is_empty() {
         return f64::NAN;
@@ -335,11 +323,11 @@ mod tests {
         let truth: Vec<f64> = (0..10).map(f64::from).collect();
         // Residuals 0, 1, ..., 9: 8 of 10 within 7, only 7 within 6.
         let pred = vec![0.0; 10];
-        let width = nominal_half_width(&pred, &truth, 0.8);
+        let width = nominal_half_widths(&pred, &truth, [0.8])[0];
         assert_eq!(width, 7.0);
         assert_eq!(coverage(&pred, &truth, width), 0.8);
         assert!(coverage(&pred, &truth, width - 0.5) < 0.8);
-        assert!(nominal_half_width(&[], &[], 0.8).is_nan());
+        assert!(nominal_half_widths(&[], &[], [0.8])[0].is_nan());
     }
 
     #[test]
@@ -352,8 +340,15 @@ mod tests {
         pred[7] = f64::NAN;
         let shares = [0.0, 0.01, 0.5, 0.8, 0.83, 0.99, 1.0];
         let widths = nominal_half_widths(&pred, &truth, shares);
+        let residuals: Vec<f64> = pred
+            .iter()
+            .zip(&truth)
+            .map(|(p, t)| (p - t).abs())
+            .collect();
         for (&share, &width) in shares.iter().zip(&widths) {
-            let one = nominal_half_width(&pred, &truth, share);
+            // Each share by a selection of its own, not the shared sort.
+            let rank = (residuals.len() as f64 * share).ceil() as usize;
+            let one = kth_smallest(&mut residuals.clone(), rank);
             assert!(
                 one == width || one.is_nan() && width.is_nan(),
                 "{share}: {one} against {width}"
