@@ -20,7 +20,13 @@ Variants (a number after the name is its setting):
 - `dart`: the small booster with DART (drop rate 0.1); `l1`: the small booster with L1 1 and L2 5;
 - `oh4`: a fourth member, the forest on the proxies and the op one-hot of the cell; `ohpf`: that
   forest in place of the proxy forest; `ohall`: the one-hot added to the forest's and the
-  booster's features.
+  booster's features;
+- `xt`: LightGBM's `extra_trees` (a random threshold per feature) in the two forests; `xtall`: in
+  all three models;
+- `gam`: a fourth member, boosted stumps (two leaves per tree) on the proxies, an additive model
+  of them; `gamall`: the same on every feature; `gamsm`: stumps in place of the small booster;
+- `lin`: the small booster with `linear_tree` (a linear model of the leaf's split features in
+  each leaf, `linear_lambda` 1).
 
 `--family` instead compares `own` with the mean of the target's `base` and those of related
 objectives, each trained on that objective's values of the same training networks.
@@ -53,7 +59,7 @@ from scipy import stats
 from related_objectives_study import tau
 
 # The variants of the docstring: a name, or a name and its setting.
-VARIANT = re.compile(r"(base|plsr|dart|l1|oh4|ohpf|ohall)|(mono|pca|psm|psb)[0-9.]+")
+VARIANT = re.compile(r"(base|plsr|dart|l1|oh4|ohpf|ohall|xt|xtall|gam|gamall|gamsm|lin)|(mono|pca|psm|psb)[0-9.]+")
 
 PROXY_PREFIX = "zc."
 DATASET = dict(feature_pre_filter=False, min_data_in_bin=1, max_bin=63, verbosity=-1)
@@ -69,6 +75,12 @@ def small_params(seed):
     return dict(objective="regression", num_iterations=300, learning_rate=0.05, num_leaves=8,
                 min_data_in_leaf=2, feature_fraction=0.5, bagging_fraction=0.7, bagging_freq=1,
                 lambda_l2=1.0, seed=seed, deterministic=True, num_threads=1, verbosity=-1)
+
+
+def stump_params(seed):
+    return dict(objective="regression", num_iterations=300, learning_rate=0.05, num_leaves=2,
+                min_data_in_leaf=2, bagging_fraction=0.7, bagging_freq=1, lambda_l2=1.0,
+                seed=seed, deterministic=True, num_threads=1, verbosity=-1)
 
 
 def fit_predict(params, x, y, x_test, extra=None):
@@ -133,6 +145,12 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
         extra_small = dict(path_smooth=float(variant[3:]))
     elif variant == "dart":
         extra_small = dict(boosting="dart", drop_rate=0.1)
+    elif variant == "xt":
+        extra_all = extra_proxies = dict(extra_trees=True)
+    elif variant == "xtall":
+        extra_all = extra_proxies = extra_small = dict(extra_trees=True)
+    elif variant == "lin":
+        extra_small = dict(linear_tree=True, linear_lambda=1.0)
     elif variant == "l1":
         extra_small = dict(lambda_l1=1.0, lambda_l2=5.0)
     elif variant.startswith("pca") or variant == "plsr":
@@ -152,8 +170,15 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
         x_train, x_test = np.hstack([x_train, onehot[train]]), np.hstack([x_test, onehot[test]])
     forest = fit_predict(forest_params(seed), x_train, y_train, x_test, extra_all)
     proxy_forest = fit_predict(forest_params(seed), p_train, y_train, p_test, extra_proxies)
-    small = fit_predict(small_params(seed), x_train, y_train, x_test, extra_small)
+    if variant == "gamsm":
+        small = fit_predict(stump_params(seed), x_train, y_train, x_test)
+    else:
+        small = fit_predict(small_params(seed), x_train, y_train, x_test, extra_small)
     members = [forest, proxy_forest, small]
+    if variant == "gam":
+        members.append(fit_predict(stump_params(seed), p_train, y_train, p_test))
+    elif variant == "gamall":
+        members.append(fit_predict(stump_params(seed), x_train, y_train, x_test))
     if variant == "oh4":
         po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
         members.append(fit_predict(forest_params(seed), po_train, y_train, po_test))
