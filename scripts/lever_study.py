@@ -4,7 +4,7 @@
 A study for the recipe's levers (docs/quality.md, the lever table), not part of the product.
 On the protocol's splits it compares the test Kendall tau-b of `base`, a stand-in for the
 recipe's default on tables with zero-cost proxies, with variants of it. `base` is the mean of
-the standardised predictions of three LightGBM models shaped as in `src/train/recipe.rs`: the
+the standardised predictions of three LightGBM models shaped as in `src/train/recipe/candidate.rs`: the
 random-forest mode on every feature (`forest`), the same on the 13 proxies alone
 (`proxies_forest`) and the small booster (`boosted_small`). The ranker, the fourth member of the
 recipe's default, is left out: the figures are differences between variants, not the recipe's.
