@@ -574,7 +574,10 @@ fn a_family_serves_the_weighted_sum_of_its_models_of_each_objective() {
     let choice = Choice::named("family(forest+proxies_forest+boosted_small)").expect("named");
     let recipe = Recipe {
         choices: vec![choice.clone()],
-        ..Recipe::with_rounds(60)
+        // The recipe's own rounds: 30 trees of random thresholds (60
+        // rounds) rank fresh rows worse than 30 of the best thresholds,
+        // 300 better (fresh rows' 80% error 1.05 against 1.48).
+        ..Recipe::with_rounds(600)
     };
     let related = [weaker_attack(&y)];
     let fitted = recipe
@@ -613,14 +616,22 @@ fn a_family_serves_the_weighted_sum_of_its_models_of_each_objective() {
             "{served} against {expected}"
         );
     }
-    // The interval is on the target's scale: most training rows fall
-    // inside it, as they would for any choice.
-    let inside = x
+    // The interval is on the target's scale, not on the standardised one
+    // the family averages on: fresh rows of the same draw (the first 64
+    // are the training rows) fall inside it in 60% (measured; the learning
+    // curve narrows it at 64 rows). The target spreads over three times
+    // the models' standardised scale, so a width on that scale would hold
+    // about a third of them, and one three times too wide nearly all. Not
+    // the training rows: the forests' random thresholds fit them no
+    // closer than fresh ones.
+    let (_, fresh_x, fresh_y) = proxy_rows(64 + 512);
+    let fresh = fresh_x
         .chunks_exact(names.len())
-        .zip(&y)
-        .filter(|(row, t)| (fitted.predict(row) - *t).abs() <= fitted.interval.half_width)
-        .count();
-    assert!(inside * 10 >= y.len() * 7, "{inside} of {}", y.len());
+        .zip(&fresh_y)
+        .skip(y.len())
+        .map(|(row, t)| (fitted.predict(row) - *t).abs() <= fitted.interval.half_width);
+    let inside = fresh.clone().filter(|&held| held).count() as f64 / fresh.count() as f64;
+    assert!((0.5..=0.95).contains(&inside), "{inside}");
 }
 
 #[test]
