@@ -531,27 +531,19 @@ fn leaf_cap(rows: usize) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{split_features, split_thresholds};
     use super::*;
     use crate::train::SplitMix64;
 
     /// The threshold of each tree's first split, where it splits on
-    /// feature 0, read from LightGBM's model text (the first entry of a
-    /// tree's `split_feature=` and `threshold=` lines is its root).
+    /// feature 0 (the first entry of a tree's lists is its root).
     fn root_thresholds_on_first_feature(text: &str) -> Vec<f64> {
-        let mut roots = Vec::new();
-        let mut feature = None;
-        for line in text.lines() {
-            if let Some(list) = line.strip_prefix("split_feature=") {
-                feature = list.split(' ').next().map(str::to_owned);
-            } else if let Some(list) = line.strip_prefix("threshold=") {
-                if feature.as_deref() == Some("0") {
-                    let first = list.split(' ').next().expect("a threshold");
-                    roots.push(first.parse().expect("a number"));
-                }
-                feature = None;
-            }
-        }
-        roots
+        split_features(text)
+            .iter()
+            .zip(split_thresholds(text))
+            .filter(|(features, _)| features.first() == Some(&0))
+            .map(|(_, thresholds)| thresholds[0])
+            .collect()
     }
 
     fn interquartile_range(mut v: Vec<f64>) -> f64 {

@@ -191,13 +191,27 @@ fn additive_costs(n: usize) -> (Vec<String>, Vec<f64>, Vec<f64>) {
 }
 
 /// The features each tree of a model text splits on, tree by tree.
-fn split_features(text: &str) -> Vec<Vec<usize>> {
+pub(super) fn split_features(text: &str) -> Vec<Vec<usize>> {
+    split_lists(text, "split_feature=")
+}
+
+/// Each tree's split thresholds, in the order of [`split_features`].
+pub(super) fn split_thresholds(text: &str) -> Vec<Vec<f64>> {
+    split_lists(text, "threshold=")
+}
+
+/// Each tree's list after `key` in a LightGBM model text (a tree of one
+/// leaf has none, in every such list alike).
+fn split_lists<T>(text: &str, key: &str) -> Vec<Vec<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Debug,
+{
     text.lines()
-        .filter_map(|line| line.strip_prefix("split_feature="))
-        .map(|features| {
-            features
-                .split_whitespace()
-                .map(|f| f.parse().expect("feature index"))
+        .filter_map(|line| line.strip_prefix(key))
+        .map(|list| {
+            list.split_whitespace()
+                .map(|v| v.parse().expect("a number"))
                 .collect()
         })
         .collect()
@@ -625,12 +639,10 @@ fn a_family_serves_the_weighted_sum_of_its_models_of_each_objective() {
     // the training rows: the forests' random thresholds fit them no
     // closer than fresh ones.
     let (_, fresh_x, fresh_y) = proxy_rows(64 + 512);
-    let fresh = fresh_x
-        .chunks_exact(names.len())
-        .zip(&fresh_y)
-        .skip(y.len())
-        .map(|(row, t)| (fitted.predict(row) - *t).abs() <= fitted.interval.half_width);
-    let inside = fresh.clone().filter(|&held| held).count() as f64 / fresh.count() as f64;
+    let (fresh_x, fresh_y) = (&fresh_x[x.len()..], &fresh_y[y.len()..]);
+    let mut pred = vec![0.0; fresh_y.len()];
+    fitted.predict_batch(fresh_x, &mut pred);
+    let inside = metrics::coverage(&pred, fresh_y, fitted.interval.half_width);
     assert!((0.5..=0.95).contains(&inside), "{inside}");
 }
 
