@@ -26,7 +26,9 @@ Variants (a number after the name is its setting):
 - `gam`: a fourth member, boosted stumps (two leaves per tree) on the proxies, an additive model
   of them; `gamall`: the same on every feature; `gamsm`: stumps in place of the small booster;
 - `lin`: the small booster with `linear_tree` (a linear model of the leaf's split features in
-  each leaf, `linear_lambda` 1).
+  each leaf, `linear_lambda` 1);
+- `xtnT`, `xtbfF`, `xtffF`: `xt` (the recipe's forests since session 30) with T trees, a bagging
+  fraction F or a feature fraction F in both forests.
 
 `--family` instead compares `own` with the mean of the target's `base` and those of related
 objectives, each trained on that objective's values of the same training networks.
@@ -59,7 +61,7 @@ from scipy import stats
 from related_objectives_study import tau
 
 # The variants of the docstring: a name, or a name and its setting.
-VARIANT = re.compile(r"(base|plsr|dart|l1|oh4|ohpf|ohall|xt|xtall|gam|gamall|gamsm|lin)|(mono|pca|psm|psb)[0-9.]+")
+VARIANT = re.compile(r"(base|plsr|dart|l1|oh4|ohpf|ohall|xt|xtall|gam|gamall|gamsm|lin)|(mono|pca|psm|psb|xtn|xtbf|xtff)[0-9.]+")
 
 PROXY_PREFIX = "zc."
 DATASET = dict(feature_pre_filter=False, min_data_in_bin=1, max_bin=63, verbosity=-1)
@@ -147,6 +149,11 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
         extra_small = dict(boosting="dart", drop_rate=0.1)
     elif variant == "xt":
         extra_all = extra_proxies = dict(extra_trees=True)
+    elif variant.startswith(("xtn", "xtbf", "xtff")):
+        setting = re.match(r"xt(n|bf|ff)([0-9.]+)", variant)
+        key = dict(n="num_iterations", bf="bagging_fraction", ff="feature_fraction")[setting[1]]
+        value = float(setting[2])
+        extra_all = extra_proxies = dict(extra_trees=True, **{key: int(value) if key == "num_iterations" else value})
     elif variant == "xtall":
         extra_all = extra_proxies = extra_small = dict(extra_trees=True)
     elif variant == "lin":
