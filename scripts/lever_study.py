@@ -27,8 +27,9 @@ Variants (a number after the name is its setting):
   of them; `gamall`: the same on every feature; `gamsm`: stumps in place of the small booster;
 - `lin`: the small booster with `linear_tree` (a linear model of the leaf's split features in
   each leaf, `linear_lambda` 1);
-- `xtnT`, `xtbfF`, `xtffF`: `xt` (the recipe's forests since session 30) with T trees, a bagging
-  fraction F or a feature fraction F in both forests.
+- `xtnT`, `xtbfF`, `xtffF`: `xt` (the recipe's forests in session 30) with T trees, a bagging
+  fraction F or a feature fraction F in both forests; `xtbf1.0`, no rows drawn, is the recipe's
+  since session 31.
 
 `--family` instead compares `own` with the mean of the target's `base` and those of related
 objectives, each trained on that objective's values of the same training networks.
