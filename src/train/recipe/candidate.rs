@@ -102,7 +102,7 @@ impl Candidate {
     /// convolution (APGD-CE eps 3: the 346 of 9,445 at 4% or more have
     /// 0.6% of their ops 3x3 convolutions, the others 23%). Of 32 rows,
     /// one or two are of that group; leaves of a single row carry them to
-    /// every network like them, where a forest's bagging averages them
+    /// every network like them, where a forest's many trees average them
     /// away. Alone at N = 32: 0.296 against the default's 0.203 on APGD-CE
     /// eps 3, but 0.380 against 0.420 on PGD eps 3 (`docs/quality.md`), so
     /// it is an option for the inner cross-validation, not a default.

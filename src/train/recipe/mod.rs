@@ -3,7 +3,7 @@
 //! predictions carry.
 //!
 //! Why a choice at all: with a few dozen rows, boosting overfits and a
-//! bagged forest of deep trees ranks networks better; with a thousand,
+//! forest of deep randomised trees ranks networks better; with a thousand,
 //! boosting wins (`docs/quality.md` has the figures). Rather than a
 //! threshold on the row count, every choice (one configuration, or the mean
 //! of two) is scored by the Kendall tau of its out-of-fold predictions, the
