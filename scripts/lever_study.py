@@ -29,7 +29,12 @@ Variants (a number after the name is its setting):
   each leaf, `linear_lambda` 1);
 - `xtnT`, `xtbfF`, `xtffF`: `xt` (the recipe's forests in session 30) with T trees, a bagging
   fraction F or a feature fraction F in both forests; `xtbf1.0`, no rows drawn, is the recipe's
-  since session 31.
+  since session 31;
+- `cur`: the recipe's forests since session 31 (`xtbf1.0`), the baseline of the variants below,
+  each on top of it: `curmdlK` / `curnlK` leaves of at least K rows / at most K leaves in both
+  forests; `curohpf` the proxy forest on the proxies and the op one-hot; `curoh4` that forest as
+  a fourth member; `curwf2` the forest on every feature counted twice in the mean; `curnosm`
+  without the small booster.
 
 `--family` instead compares `own` with the mean of the target's `base` and those of related
 objectives, each trained on that objective's values of the same training networks.
@@ -62,7 +67,12 @@ from scipy import stats
 from related_objectives_study import tau
 
 # The variants of the docstring: a name, or a name and its setting.
-VARIANT = re.compile(r"(base|plsr|dart|l1|oh4|ohpf|ohall|xt|xtall|gam|gamall|gamsm|lin)|(mono|pca|psm|psb|xtn|xtbf|xtff)[0-9.]+")
+VARIANT = re.compile(
+    r"(base|plsr|dart|l1|oh4|ohpf|ohall|xt|xtall|gam|gamall|gamsm|lin"
+    r"|cur|curohpf|curoh4|curwf2|curnosm)|(mono|pca|psm|psb|xtn|xtbf|xtff|curmdl|curnl)[0-9.]+")
+
+# The recipe's forests since session 31: random thresholds, every row in every tree.
+CURRENT_FORESTS = dict(extra_trees=True, bagging_fraction=1.0)
 
 PROXY_PREFIX = "zc."
 DATASET = dict(feature_pre_filter=False, min_data_in_bin=1, max_bin=63, verbosity=-1)
@@ -129,7 +139,7 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
     p_train, p_test = x[train][:, proxies], x[test][:, proxies]
     y_train = y[train]
     extra_all = extra_proxies = extra_small = None
-    if variant in ("oh4", "ohpf", "ohall") and onehot is None:
+    if variant in ("oh4", "ohpf", "ohall", "curohpf", "curoh4") and onehot is None:
         sys.exit(f"{variant} needs the onehot feature set in the job (--reference-feature-sets)")
     if variant.startswith("mono"):
         threshold = float(variant[4:])
@@ -155,6 +165,15 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
         key = dict(n="num_iterations", bf="bagging_fraction", ff="feature_fraction")[setting[1]]
         value = float(setting[2])
         extra_all = extra_proxies = dict(extra_trees=True, **{key: int(value) if key == "num_iterations" else value})
+    elif variant.startswith("cur"):
+        extra_all = dict(CURRENT_FORESTS)
+        setting = re.match(r"cur(mdl|nl)([0-9]+)", variant)
+        if setting:
+            key = dict(mdl="min_data_in_leaf", nl="num_leaves")[setting[1]]
+            extra_all[key] = int(setting[2])
+        extra_proxies = dict(extra_all)
+        if variant == "curohpf":
+            p_train, p_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
     elif variant == "xtall":
         extra_all = extra_proxies = extra_small = dict(extra_trees=True)
     elif variant == "lin":
@@ -182,11 +201,16 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
         small = fit_predict(stump_params(seed), x_train, y_train, x_test)
     else:
         small = fit_predict(small_params(seed), x_train, y_train, x_test, extra_small)
-    members = [forest, proxy_forest, small]
+    members = [forest, proxy_forest] if variant == "curnosm" else [forest, proxy_forest, small]
+    if variant == "curwf2":
+        members.append(forest)
     if variant == "gam":
         members.append(fit_predict(stump_params(seed), p_train, y_train, p_test))
     elif variant == "gamall":
         members.append(fit_predict(stump_params(seed), x_train, y_train, x_test))
+    if variant == "curoh4":
+        po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
+        members.append(fit_predict(forest_params(seed), po_train, y_train, po_test, extra_all))
     if variant == "oh4":
         po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
         members.append(fit_predict(forest_params(seed), po_train, y_train, po_test))
