@@ -172,8 +172,6 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
             key = dict(mdl="min_data_in_leaf", nl="num_leaves")[setting[1]]
             extra_all[key] = int(setting[2])
         extra_proxies = dict(extra_all)
-        if variant == "curohpf":
-            p_train, p_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
     elif variant == "xtall":
         extra_all = extra_proxies = extra_small = dict(extra_trees=True)
     elif variant == "lin":
@@ -191,29 +189,28 @@ def base_mean(x, proxies, y, train, test, seed, variant="base", onehot=None):
         z_train, z_test = (r_train - centre) @ loadings, (r_test - centre) @ loadings
         x_train, x_test = np.hstack([x_train, z_train]), np.hstack([x_test, z_test])
         p_train, p_test = np.hstack([p_train, z_train]), np.hstack([p_test, z_test])
-    elif variant == "ohpf":
-        p_train, p_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
     elif variant == "ohall":
         x_train, x_test = np.hstack([x_train, onehot[train]]), np.hstack([x_test, onehot[test]])
+    if variant in ("ohpf", "curohpf"):
+        p_train, p_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
     forest = fit_predict(forest_params(seed), x_train, y_train, x_test, extra_all)
     proxy_forest = fit_predict(forest_params(seed), p_train, y_train, p_test, extra_proxies)
+    members = [forest, proxy_forest]
     if variant == "gamsm":
-        small = fit_predict(stump_params(seed), x_train, y_train, x_test)
-    else:
-        small = fit_predict(small_params(seed), x_train, y_train, x_test, extra_small)
-    members = [forest, proxy_forest] if variant == "curnosm" else [forest, proxy_forest, small]
+        members.append(fit_predict(stump_params(seed), x_train, y_train, x_test))
+    elif variant != "curnosm":
+        members.append(fit_predict(small_params(seed), x_train, y_train, x_test, extra_small))
     if variant == "curwf2":
         members.append(forest)
     if variant == "gam":
         members.append(fit_predict(stump_params(seed), p_train, y_train, p_test))
     elif variant == "gamall":
         members.append(fit_predict(stump_params(seed), x_train, y_train, x_test))
-    if variant == "curoh4":
+    if variant in ("oh4", "curoh4"):
+        # A fourth forest on the proxies and the one-hot, shaped as the other forests
+        # (`extra_all` is None for `oh4`: the forests of `base`).
         po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
         members.append(fit_predict(forest_params(seed), po_train, y_train, po_test, extra_all))
-    if variant == "oh4":
-        po_train, po_test = np.hstack([p_train, onehot[train]]), np.hstack([p_test, onehot[test]])
-        members.append(fit_predict(forest_params(seed), po_train, y_train, po_test))
     return sum(standardised(m) for m in members)
 
 
