@@ -389,8 +389,9 @@ fn evaluate(
         .collect();
     let (mut rows, mut values) = (Vec::new(), Vec::new());
     for Chosen { model, .. } in models {
-        // A model uses proxies only when they were computed on its dataset.
-        let proxies_apply = dataset == Some(model.dataset);
+        // A model uses proxies only when they were computed on the dataset
+        // its own were.
+        let proxies_apply = dataset == Some(model.proxy_dataset);
         model.predict_batch(
             parsed
                 .iter()

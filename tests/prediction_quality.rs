@@ -13,7 +13,7 @@ use nasperf::{
     objectives::catalogue,
     space::nb201::{Nb201, cell::Cell},
     train::{
-        self, SplitMix64, TrainConfig, TrainingSet, build_training_set, fit,
+        self, ProxySource, SplitMix64, TrainConfig, TrainingSet, build_training_set, fit,
         metrics::kendall_tau_b, recipe::Choice,
     },
 };
@@ -38,6 +38,14 @@ fn cifar10_val_acc_tables() -> (
         .unwrap()
         .unwrap();
     (obj, measurements, proxies)
+}
+
+/// CIFAR-10's proxies as the source of a CIFAR-10 objective's.
+fn cifar10_proxies(values: &HashMap<Cell, ProxyValues>) -> ProxySource<'_> {
+    ProxySource {
+        dataset: Dataset::Cifar10,
+        values,
+    }
 }
 
 /// Trains on `n_train` random rows and returns tau-b on all the others,
@@ -77,7 +85,8 @@ fn cifar10_val_acc_from_1024_networks_ranks_the_rest() {
     let space = Nb201::new();
     let (obj, measurements, proxies) = cifar10_val_acc_tables();
 
-    let with_proxies = build_training_set(&obj, &measurements, Some(&proxies), &space).unwrap();
+    let with_proxies =
+        build_training_set(&obj, &measurements, Some(cifar10_proxies(&proxies)), &space).unwrap();
     assert_eq!(with_proxies.len(), 9_445, "one row per canonical network");
     let graph_only = build_training_set(&obj, &measurements, None, &space).unwrap();
 
@@ -190,8 +199,13 @@ fn a_robustness_model_serves_the_floor_most_networks_sit_on() {
     let dir = common::benchdata();
     let obj = objective("cifar10/pgd_eps8");
     let proxies = bench::load_proxies(&dir, Dataset::Cifar10).unwrap();
-    let trained =
-        train_objective(&dir, &obj, proxies.as_ref(), &TrainConfig::with_rounds(100)).unwrap();
+    let trained = train_objective(
+        &dir,
+        &obj,
+        proxies.as_ref().map(cifar10_proxies),
+        &TrainConfig::with_rounds(100),
+    )
+    .unwrap();
     let floor = trained.manifest.floor.expect("a floor");
     assert_eq!(floor.value, 0.0, "{floor:?}");
     assert!(floor.at_or_below >= floor.value);
@@ -239,7 +253,8 @@ fn a_robustness_model_serves_the_floor_most_networks_sit_on() {
 fn our_evaluator_equals_lightgbm_on_a_model_switched_by_proxies() {
     let space = Nb201::new();
     let (obj, measurements, proxies) = cifar10_val_acc_tables();
-    let set = build_training_set(&obj, &measurements, Some(&proxies), &space).unwrap();
+    let set =
+        build_training_set(&obj, &measurements, Some(cifar10_proxies(&proxies)), &space).unwrap();
     assert!(
         set.feature_names
             .iter()
@@ -313,7 +328,8 @@ fn one_model_serves_many_threads_identically() {
     let obj = objective("cifar10/val_acc_200ep");
     let proxies = bench::load_proxies(&dir, Dataset::Cifar10).unwrap();
     let config = TrainConfig::with_rounds(100);
-    let trained = train_objective(&dir, &obj, proxies.as_ref(), &config).unwrap();
+    let trained =
+        train_objective(&dir, &obj, proxies.as_ref().map(cifar10_proxies), &config).unwrap();
     let model = Arc::new(
         Model::from_parts(
             trained.manifest,

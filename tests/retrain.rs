@@ -30,6 +30,7 @@ on_both_backends!(
     a_model_with_an_undefined_held_out_ranking_never_serves,
     pinning_while_a_promotion_lands_never_fails,
     a_strong_attack_learns_from_the_weaker_ones_the_study_measured,
+    a_cifar100_objective_learns_from_the_cifar10_proxies_the_study_holds,
 );
 
 /// Small and quick, with the production recipe's shape.
@@ -376,6 +377,51 @@ async fn hardware_objectives_train_on_cells_as_sent(store: &Store) {
     assert!(matches!(r.outcome, Outcome::Promoted { .. }), "{r:?}");
     // One row per cell as sent: no averaging over canonical twins.
     assert_eq!(r.training_rows + r.heldout_rows, 600);
+}
+
+/// Where a study holds no proxies of an objective's own dataset, its model
+/// learns from those of a stand-in of the same input size (CIFAR-10's for
+/// a CIFAR-100 objective), and says so: the server then reads proxies sent
+/// as CIFAR-10's for it.
+async fn a_cifar100_objective_learns_from_the_cifar10_proxies_the_study_holds(store: &Store) {
+    const C100: &str = "cifar100/test_acc_200ep";
+    store.create_study("c100", "").await.expect("study");
+    let cifar10: std::collections::HashMap<String, _> = networks(OBJECTIVE)
+        .into_iter()
+        .map(|n| (n.arch, n.proxies))
+        .collect();
+    let nets: Vec<Network> = networks(C100)
+        .into_iter()
+        .take(400)
+        .map(|mut n| {
+            n.proxies = cifar10.get(&n.arch).cloned().unwrap_or_default();
+            n
+        })
+        .collect();
+    assert!(nets.iter().all(|n| !n.proxies.is_empty()));
+    // `record` files them as computed on CIFAR-10.
+    record(store, "c100", C100, &nets).await;
+    let reports = retrain(
+        store,
+        &config(100),
+        &Scope {
+            study: "c100".to_owned(),
+            objectives: vec![C100.to_owned()],
+            ..Scope::default()
+        },
+    )
+    .await
+    .expect("retrain");
+    let r = &reports[0];
+    assert!(matches!(r.outcome, Outcome::Promoted { .. }), "{r:?}");
+    let registry = Registry::for_store(SearchSpaces::builtin());
+    registry.sync_from_store(store).await.expect("sync");
+    let snapshot = registry.snapshot();
+    let served = snapshot.resolve("c100", C100).expect("served");
+    let model = served.entry.model.as_ref().expect("model");
+    assert!(model.feature_map().uses_proxies());
+    assert_eq!(model.manifest.proxy_dataset.as_deref(), Some("cifar10"));
+    assert_eq!(model.proxy_dataset, nasperf::dataset::Dataset::Cifar10);
 }
 
 /// Retraining reads what the study measured of the same attack at smaller

@@ -12,7 +12,7 @@ use crate::{
     cli::TrainArgs,
     objectives::{Objective, catalogue},
     sync,
-    train::{TrainConfig, load_all_proxies, train_objective, write_model},
+    train::{TrainConfig, load_all_proxies, proxy_source, train_objective, write_model},
 };
 
 /// The objectives named on the command line, or all of them.
@@ -56,7 +56,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                     let outcome = train_objective(
                         &args.bench,
                         objective,
-                        proxies.get(&objective.dataset),
+                        proxy_source(objective, &proxies),
                         &config,
                     )
                     .and_then(|model| write_model(&args.out, &model).map(|()| model));

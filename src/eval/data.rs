@@ -13,7 +13,7 @@ use crate::{
         cell::{Cell, Op},
         onehot_name,
     },
-    train::{self, TrainError},
+    train::{self, ProxySource, TrainError},
 };
 
 /// A block of features the protocol can combine.
@@ -22,7 +22,9 @@ pub enum Block {
     /// What every served model sees of the architecture: op counts, the
     /// graph features, and the dataset's parameter count and FLOPs.
     Graph,
-    /// The 13 zero-cost proxies of the objective's dataset.
+    /// The 13 zero-cost proxies its models read: of the objective's dataset,
+    /// or of a stand-in where the tables have none of its own
+    /// ([`crate::train::proxy_source`]).
     Proxies,
     /// One indicator per edge and operation (6 x 5); served hardware
     /// models see it too.
@@ -180,7 +182,8 @@ pub fn lower_is_better(objective: &Objective) -> bool {
 }
 
 impl ObjectiveData {
-    /// Reads the objective's table and its dataset's proxies. Values of a
+    /// Reads the objective's table and the proxies its models read
+    /// ([`crate::train::proxy_source`]). Values of a
     /// network measured several times are averaged, as training does; cells
     /// with dead operations are left out (they are not among the canonical
     /// networks, whatever the objective; the network with no operation at
@@ -188,7 +191,7 @@ impl ObjectiveData {
     pub fn load(
         bench_dir: &Path,
         objective: &Objective,
-        proxies: Option<&HashMap<Cell, ProxyValues>>,
+        proxies: Option<ProxySource<'_>>,
     ) -> Result<Self, TrainError> {
         let space = Nb201::new();
         let measurements = bench::load_objective(bench_dir, objective)?;
@@ -219,7 +222,7 @@ impl ObjectiveData {
             .iter()
             .map(|c| {
                 proxies
-                    .and_then(|p| p.get(c).copied())
+                    .and_then(|p| p.values.get(c).copied())
                     .unwrap_or(ProxyValues::MISSING)
             })
             .collect();

@@ -34,7 +34,7 @@ use crate::{
     objectives::{Objective, ObjectiveKind},
     sync::{self, lock},
     train::{
-        Fitted, RelatedTarget, SplitMix64, TrainError, load_all_proxies, metrics,
+        Fitted, RelatedTarget, SplitMix64, TrainError, load_all_proxies, metrics, proxy_source,
         recipe::{IntervalCalibration, Recipe},
     },
 };
@@ -238,7 +238,7 @@ pub fn load(bench_dir: &Path, objectives: &[Objective]) -> Result<Vec<ObjectiveD
         .collect();
     for o in objectives.iter().chain(related.iter().flatten().copied()) {
         if !loaded.contains_key(o.id.as_str()) {
-            let data = ObjectiveData::load(bench_dir, o, proxies.get(&o.dataset))?;
+            let data = ObjectiveData::load(bench_dir, o, proxy_source(o, &proxies))?;
             loaded.insert(&o.id, data);
         }
     }

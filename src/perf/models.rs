@@ -13,7 +13,6 @@
 //!   every model, through the whole path.
 
 use std::{
-    collections::HashMap,
     path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -72,7 +71,7 @@ pub fn retrain(
                     let outcome = train::train_objective(
                         bench_dir,
                         objective,
-                        proxies.get(&objective.dataset),
+                        train::proxy_source(objective, &proxies),
                         config,
                     )
                     .and_then(|m| train::write_model(out, &m));
@@ -104,7 +103,7 @@ pub fn retrain(
         let (rows, fit_seconds) = fit_alone(
             bench_dir,
             objective,
-            proxies.get(&objective.dataset),
+            train::proxy_source(objective, &proxies),
             config,
         )?;
         figures.push(
@@ -155,7 +154,7 @@ pub fn retrain(
 fn fit_alone(
     bench_dir: &Path,
     objective: &Objective,
-    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    proxies: Option<train::ProxySource<'_>>,
     config: &TrainConfig,
 ) -> anyhow::Result<(usize, f64)> {
     let measurements = bench::load_objective(bench_dir, objective)?;
@@ -287,7 +286,7 @@ fn references(workload: &Workload, models_dir: &Path) -> anyhow::Result<(Vec<Ref
                 .single_row_fast_init::<f64>(None)
                 .map_err(|e| anyhow::anyhow!("LightGBM fast predict for {objective}: {e}"))?;
             let map = model.feature_map();
-            let uses_proxies = Some(model.dataset) == Some(PROXY_DATASET);
+            let uses_proxies = model.proxy_dataset == PROXY_DATASET;
             let mut matrix = Vec::with_capacity(workload.cells.len() * map.len());
             for (features, proxies) in &workload.cells {
                 map.push_row(

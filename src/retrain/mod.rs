@@ -26,6 +26,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::{
+    dataset::Dataset,
     features::ProxyValues,
     model::{HeldoutMetrics, Model},
     objectives::{self, Objective, ObjectiveKind},
@@ -37,7 +38,7 @@ use crate::{
         DEFAULT_STUDY, Store, StoreError,
         models::{ModelStatus, NewModel, TrainingArchitecture, TrainingState},
     },
-    train::{self, TrainConfig, TrainingSet, metrics},
+    train::{self, ProxySource, TrainConfig, TrainingSet, metrics},
 };
 
 /// How retraining trains and judges.
@@ -217,6 +218,9 @@ struct ProxyCache(tokio::sync::Mutex<HashMap<(String, String), Arc<CellProxies>>
 /// Proxies by canonical cell.
 type CellProxies = HashMap<Cell, ProxyValues>;
 
+/// A study's proxies by the dataset they were computed on.
+type ProxySources = Vec<(Dataset, Arc<CellProxies>)>;
+
 impl ProxyCache {
     async fn get(
         &self,
@@ -344,16 +348,20 @@ async fn attempt(
             related.push((r, measured));
         }
     }
-    let dataset_proxies = if objective.kind == ObjectiveKind::Hardware {
-        None
-    } else {
-        Some(
-            proxies
-                .get(store, &study, objective.dataset.name())
+    // The study's proxies of every dataset the objective's models may read
+    // them from, best first; `prepare` takes the first that most rows have.
+    let mut proxy_sources: ProxySources = Vec::new();
+    if objective.kind != ObjectiveKind::Hardware {
+        for &dataset in objective.dataset.proxy_sources() {
+            let found = proxies
+                .get(store, &study, dataset.name())
                 .await
-                .map_err(store_err)?,
-        )
-    };
+                .map_err(store_err)?;
+            if !found.is_empty() {
+                proxy_sources.push((dataset, found));
+            }
+        }
+    }
     let previous = store
         .training_state(&study, &objective_id)
         .await
@@ -377,15 +385,9 @@ async fn attempt(
     let prepared = {
         let objective = objective.clone();
         let config = config.clone();
-        let proxies = dataset_proxies.clone();
+        let proxies = proxy_sources.clone();
         tokio::task::spawn_blocking(move || {
-            prepare(
-                &objective,
-                &evaluations,
-                &related,
-                proxies.as_deref(),
-                &config,
-            )
+            prepare(&objective, &evaluations, &related, &proxies, &config)
         })
         .await
         .map_err(|e| format!("training task: {e}"))??
@@ -466,7 +468,7 @@ async fn attempt(
                 set,
                 &train_idx,
                 &test_idx,
-                dataset_proxies.as_deref(),
+                &proxy_sources,
                 serving_model,
                 &config,
                 use_proxies,
@@ -567,27 +569,30 @@ fn prepare(
     objective: &Objective,
     evaluations: &[TrainingArchitecture],
     related: &[(&Objective, Vec<TrainingArchitecture>)],
-    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    proxies: &[(Dataset, Arc<CellProxies>)],
     config: &RetrainConfig,
 ) -> Result<Prepared, String> {
     let space = Nb201::new();
     let sums = cell_sums(evaluations)?;
     // Proxies help only when most rows have them; with proxy dropout a
-    // model also learns the rows without.
-    let use_proxies = config.train.use_proxies
-        && proxies.is_some_and(|p| {
-            let keys: std::collections::HashSet<Cell> =
-                sums.iter().map(|(cell, _, _)| cell.canonical()).collect();
+    // model also learns the rows without. The first source (the
+    // objective's own dataset before a stand-in) that most rows have.
+    let keys: std::collections::HashSet<Cell> =
+        sums.iter().map(|(cell, _, _)| cell.canonical()).collect();
+    let source = proxies
+        .iter()
+        .filter(|_| config.train.use_proxies)
+        .find(|(_, p)| {
             let with = keys.iter().filter(|k| p.contains_key(k)).count();
             with * 2 >= keys.len().max(1)
+        })
+        .map(|(dataset, p)| ProxySource {
+            dataset: *dataset,
+            values: p,
         });
-    let mut set = train::build_training_set_from_sums(
-        objective,
-        sums,
-        if use_proxies { proxies } else { None },
-        &space,
-    )
-    .map_err(|e| e.to_string())?;
+    let use_proxies = source.is_some();
+    let mut set = train::build_training_set_from_sums(objective, sums, source, &space)
+        .map_err(|e| e.to_string())?;
     for (r, measured) in related {
         set.attach_related(r, cell_sums(measured)?);
     }
@@ -636,7 +641,7 @@ fn fit_and_judge(
     set: TrainingSet,
     train_idx: &[usize],
     test_idx: &[usize],
-    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    proxies: &[(Dataset, Arc<CellProxies>)],
     serving: Option<(crate::model::Manifest, String)>,
     config: &RetrainConfig,
     use_proxies: bool,
@@ -651,12 +656,19 @@ fn fit_and_judge(
             Ok(model) => {
                 let space = Nb201::new();
                 let mut row = Vec::new();
+                // The serving version reads the proxies it was trained
+                // with, which may come from another dataset than the new
+                // version's.
+                let served_proxies = proxies
+                    .iter()
+                    .find(|(dataset, _)| *dataset == model.proxy_dataset)
+                    .map(|(_, p)| p);
                 let pred: Vec<f64> = test_idx
                     .iter()
                     .map(|&i| {
                         let cell = &set.cells[i];
                         let features = space.features(cell);
-                        let p = proxies.and_then(|p| p.get(&cell.canonical()));
+                        let p = served_proxies.and_then(|p| p.get(&cell.canonical()));
                         model.predict(&features, p, &mut row)
                     })
                     .collect();

@@ -329,6 +329,9 @@ impl Predictor for PredictorService {
                     info.heldout_rows = m.heldout.rows;
                     info.created_at = m.created_at.clone();
                     info.training_data_sha256 = m.training_data_sha256.clone();
+                    if model.feature_map().uses_proxies() {
+                        info.proxy_dataset = model.proxy_dataset.name().to_owned();
+                    }
                     if let Some(interval) = m.interval {
                         info.interval_half_width = interval.half_width;
                         info.interval_coverage = interval.coverage;

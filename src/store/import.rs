@@ -10,7 +10,7 @@ use crate::{
     features::PROXY_NAMES,
     objectives::{Objective, ObjectiveKind},
     space::nb201,
-    train::load_all_proxies,
+    train::{self, load_all_proxies},
 };
 
 /// Rows per store call: large enough to amortise a transaction, small
@@ -93,13 +93,15 @@ pub async fn import_tables(
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     for (objective, rows) in &tables {
         let worker = format!("import:{}", objective.source.file);
-        let dataset_proxies = proxies.get(&objective.dataset);
+        // Each network's proxies go with the dataset they were computed on,
+        // which for an objective without proxies of its own is its stand-in's.
+        let source = train::proxy_source(objective, &proxies);
         for m in rows {
             let encoding = m.cell.to_op_codes();
             // The proxy tables hold canonical networks; a cell with dead
             // operations is a different network to the device.
-            let cell_proxies: BTreeMap<String, f64> = dataset_proxies
-                .and_then(|p| p.get(&m.cell))
+            let cell_proxies: BTreeMap<String, f64> = source
+                .and_then(|p| p.values.get(&m.cell))
                 .map(|values| {
                     PROXY_NAMES
                         .iter()
@@ -117,10 +119,9 @@ pub async fn import_tables(
                 value: m.value,
                 budget: budget(objective),
                 worker: worker.clone(),
-                dataset: if cell_proxies.is_empty() {
-                    String::new()
-                } else {
-                    objective.dataset.name().to_owned()
+                dataset: match source {
+                    Some(p) if !cell_proxies.is_empty() => p.dataset.name().to_owned(),
+                    _ => String::new(),
                 },
                 proxies: cell_proxies,
             });

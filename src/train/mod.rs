@@ -102,6 +102,9 @@ impl TrainConfig {
 #[derive(Debug, Clone)]
 pub struct TrainingSet {
     pub feature_names: Vec<String>,
+    /// The dataset the rows' proxies were computed on; `None` for a set
+    /// without proxies.
+    pub proxy_dataset: Option<Dataset>,
     /// Row-major, `feature_names.len()` values per row.
     pub rows: Vec<f64>,
     pub targets: Vec<f64>,
@@ -199,6 +202,33 @@ impl TrainingSet {
     }
 }
 
+/// Zero-cost proxies by canonical cell, with the dataset they were
+/// computed on.
+#[derive(Debug, Clone, Copy)]
+pub struct ProxySource<'a> {
+    pub dataset: Dataset,
+    pub values: &'a HashMap<Cell, ProxyValues>,
+}
+
+/// The proxies for `objective`'s networks, from the proxies at hand by
+/// dataset: the first of its dataset's [`Dataset::proxy_sources`] that
+/// `available` holds. (Hardware models read none, whatever they are
+/// given: [`feature_names_for`].)
+pub fn proxy_source<'a>(
+    objective: &Objective,
+    available: &'a HashMap<Dataset, HashMap<Cell, ProxyValues>>,
+) -> Option<ProxySource<'a>> {
+    objective
+        .dataset
+        .proxy_sources()
+        .iter()
+        .find_map(|&dataset| {
+            available
+                .get(&dataset)
+                .map(|values| ProxySource { dataset, values })
+        })
+}
+
 /// Which features a model of `objective` is fed.
 ///
 /// Every model gets the canonical view of the architecture (op counts,
@@ -208,7 +238,8 @@ impl TrainingSet {
 /// from 0.74 to 0.77 at N=128), since a dead operation still runs on the
 /// device; they get no proxies, because the tables hold proxies only for
 /// canonical networks and cost is a function of the cell. Accuracy and
-/// robustness models get their own dataset's proxies when `with_proxies`.
+/// robustness models get proxies when `with_proxies` ([`proxy_source`]
+/// says whose).
 pub fn feature_names_for(objective: &Objective, space: &Nb201, with_proxies: bool) -> Vec<String> {
     let ds = objective.dataset.name();
     let own_costs = [format!("params_m.{ds}"), format!("flops_m.{ds}")];
@@ -241,7 +272,7 @@ pub fn feature_names_for(objective: &Objective, space: &Nb201, with_proxies: boo
 pub fn build_training_set(
     objective: &Objective,
     measurements: &[Measurement],
-    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    proxies: Option<ProxySource<'_>>,
     space: &Nb201,
 ) -> Result<TrainingSet, TrainError> {
     build_training_set_from_sums(
@@ -258,9 +289,11 @@ pub fn build_training_set(
 pub fn build_training_set_from_sums(
     objective: &Objective,
     sums: impl IntoIterator<Item = (Cell, f64, u64)>,
-    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    proxies: Option<ProxySource<'_>>,
     space: &Nb201,
 ) -> Result<TrainingSet, TrainError> {
+    // Hardware models read no proxies, whatever is passed.
+    let proxies = proxies.filter(|_| objective.kind != ObjectiveKind::Hardware);
     let feature_names = feature_names_for(objective, space, proxies.is_some());
     let map = FeatureMap::resolve(space, &feature_names).map_err(|e| TrainError::Data {
         objective: objective.id.clone(),
@@ -280,6 +313,7 @@ pub fn build_training_set_from_sums(
     }
     let mut set = TrainingSet {
         feature_names,
+        proxy_dataset: proxies.map(|p| p.dataset),
         rows: Vec::with_capacity(groups.len() * map.len()),
         targets: Vec::with_capacity(groups.len()),
         cells: Vec::with_capacity(groups.len()),
@@ -289,7 +323,8 @@ pub fn build_training_set_from_sums(
         let features = space.features(&cell);
         // Proxy tables are keyed by canonical network.
         let p = proxies.map(|p| {
-            p.get(&cell.canonical())
+            p.values
+                .get(&cell.canonical())
                 .copied()
                 .unwrap_or(ProxyValues::MISSING)
         });
@@ -382,7 +417,7 @@ pub struct TrainedModel {
 pub fn train_objective(
     bench_dir: &Path,
     objective: &Objective,
-    proxies: Option<&HashMap<Cell, ProxyValues>>,
+    proxies: Option<ProxySource<'_>>,
     config: &TrainConfig,
 ) -> Result<TrainedModel, TrainError> {
     let space = Nb201::new();
@@ -470,6 +505,7 @@ pub fn package(
         objective: objective.id.clone(),
         search_space: objective.search_space.to_owned(),
         dataset: objective.dataset.name().to_owned(),
+        proxy_dataset: set.proxy_dataset.map(|d| d.name().to_owned()),
         unit: objective.unit.to_owned(),
         version,
         feature_names: set.feature_names.clone(),
@@ -684,5 +720,109 @@ mod tests {
         );
         let subset = set.related_subset(&[4, 1]);
         assert_eq!(subset[0].values, [14.0, 11.0]);
+    }
+
+    #[test]
+    fn an_objective_reads_its_own_datasets_proxies_else_its_stand_ins() {
+        let space = Nb201::new();
+        let cells: Vec<Cell> = Cell::all()
+            .filter(|c| c.canonical() == *c)
+            .take(30)
+            .collect();
+        let values: HashMap<Cell, ProxyValues> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                (
+                    c,
+                    ProxyValues([i as f64; crate::features::PROXY_NAMES.len()]),
+                )
+            })
+            .collect();
+        let get = |id| crate::objectives::get(id).expect("in the catalogue");
+        let (c10, c100, imagenet, latency) = (
+            get("cifar10/val_acc_200ep"),
+            get("cifar100/test_acc_200ep"),
+            get("ImageNet16-120/val_acc_200ep"),
+            get("cifar100/edgegpu_latency"),
+        );
+        // The tables' case: proxies of CIFAR-10 and ImageNet16-120 only.
+        let available: HashMap<Dataset, HashMap<Cell, ProxyValues>> = [
+            (Dataset::Cifar10, values.clone()),
+            (Dataset::ImageNet16_120, values.clone()),
+        ]
+        .into();
+        let source = |o| proxy_source(o, &available).map(|p| p.dataset);
+        assert_eq!(source(c10), Some(Dataset::Cifar10));
+        assert_eq!(source(c100), Some(Dataset::Cifar10), "the stand-in");
+        assert_eq!(source(imagenet), Some(Dataset::ImageNet16_120));
+        // A dataset's own proxies come first once they are at hand.
+        let mut with_own = available.clone();
+        with_own.insert(Dataset::Cifar100, values.clone());
+        assert_eq!(
+            proxy_source(c100, &with_own).map(|p| p.dataset),
+            Some(Dataset::Cifar100)
+        );
+        // ImageNet16-120's inputs are another size: no stand-in.
+        let cifar_only: HashMap<_, _> = [(Dataset::Cifar10, values.clone())].into();
+        assert!(proxy_source(imagenet, &cifar_only).is_none());
+
+        // The set and the manifest say whose proxies the model reads;
+        // hardware models read none, whatever they are given.
+        let sums = || cells.iter().enumerate().map(|(i, &c)| (c, i as f64, 1));
+        let set =
+            build_training_set_from_sums(c100, sums(), proxy_source(c100, &available), &space)
+                .expect("set");
+        assert_eq!(set.proxy_dataset, Some(Dataset::Cifar10));
+        assert!(set.feature_names.iter().any(|n| n == PROXIES_SENT_FEATURE));
+        let hardware = build_training_set_from_sums(
+            latency,
+            sums(),
+            proxy_source(latency, &available),
+            &space,
+        )
+        .expect("set");
+        assert_eq!(hardware.proxy_dataset, None);
+        assert!(
+            !hardware
+                .feature_names
+                .iter()
+                .any(|n| n == PROXIES_SENT_FEATURE)
+        );
+
+        let config = TrainConfig::with_rounds(20);
+        let all: Vec<usize> = (0..set.len()).collect();
+        let fitted = fit(&set, &all, &config).expect("fit");
+        let heldout = evaluate(&fitted, &set, &all);
+        let packaged = package(c100, &set, set.len(), heldout, fitted, &config, json!(null));
+        assert_eq!(packaged.manifest.proxy_dataset.as_deref(), Some("cifar10"));
+        let model = crate::model::Model::from_parts(
+            packaged.manifest.clone(),
+            &packaged.model_text,
+            &crate::space::SearchSpaces::builtin(),
+        )
+        .expect("loads");
+        assert_eq!(model.dataset, Dataset::Cifar100);
+        assert_eq!(model.proxy_dataset, Dataset::Cifar10);
+        // A manifest without the field (older models) reads its own
+        // dataset's proxies; an unknown one does not load.
+        let mut older = packaged.manifest.clone();
+        older.proxy_dataset = None;
+        let older = crate::model::Model::from_parts(
+            older,
+            &packaged.model_text,
+            &crate::space::SearchSpaces::builtin(),
+        )
+        .expect("loads");
+        assert_eq!(older.proxy_dataset, Dataset::Cifar100);
+        let mut unknown = packaged.manifest;
+        unknown.proxy_dataset = Some("mnist".into());
+        let err = crate::model::Model::from_parts(
+            unknown,
+            &packaged.model_text,
+            &crate::space::SearchSpaces::builtin(),
+        )
+        .expect_err("an unknown proxy dataset");
+        assert!(err.to_string().contains("proxy_dataset"), "{err}");
     }
 }

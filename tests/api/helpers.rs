@@ -12,7 +12,9 @@ use nasperf::{
     predict::Limits,
     proto::v1::{Candidate, Evaluation, PredictRequest, predictor_client::PredictorClient},
     startup::{Application, ServeConfig},
-    train::{TrainConfig, TrainedModel, load_all_proxies, train_objective, write_model},
+    train::{
+        TrainConfig, TrainedModel, load_all_proxies, proxy_source, train_objective, write_model,
+    },
 };
 use tonic::transport::Channel;
 
@@ -50,7 +52,7 @@ pub fn alternative_val_acc_model() -> &'static TrainedModel {
             .into_iter()
             .find(|o| o.id == OBJECTIVES[0])
             .expect("objective");
-        train_objective(&dir, &obj, proxies.get(&obj.dataset), &config).expect("training")
+        train_objective(&dir, &obj, proxy_source(&obj, &proxies), &config).expect("training")
     })
 }
 
@@ -68,7 +70,7 @@ fn train_fixture(iterations: u32, seed: u64) -> Vec<TrainedModel> {
                 .into_iter()
                 .find(|o| &o.id == id)
                 .expect("objective");
-            train_objective(&dir, &obj, proxies.get(&obj.dataset), &config).expect("training")
+            train_objective(&dir, &obj, proxy_source(&obj, &proxies), &config).expect("training")
         })
         .collect()
 }

@@ -107,6 +107,12 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
         .await
         .unwrap()
         .into_inner();
+    let on_cifar100 = app
+        .client
+        .predict(with("cifar100"))
+        .await
+        .unwrap()
+        .into_inner();
     let without = app
         .client
         .predict(request(
@@ -127,10 +133,22 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
         on_imagenet.predictions[0].values[0],
         without.predictions[0].values[0]
     );
-    // The CIFAR-100 model has no proxies at all.
-    assert_eq!(
+    // The tables have no CIFAR-100 proxies, so the CIFAR-100 model was
+    // trained on those of its stand-in, CIFAR-10 (`Dataset::proxy_sources`):
+    // it reads proxies sent as CIFAR-10's...
+    assert_ne!(
         on_cifar10.predictions[0].values[1],
         without.predictions[0].values[1]
+    );
+    // ...and no others, not even proxies said to be computed on CIFAR-100,
+    // which it never learned from; nor does the CIFAR-10 model read those.
+    assert_eq!(
+        on_cifar100.predictions[0].values[1],
+        without.predictions[0].values[1]
+    );
+    assert_eq!(
+        on_cifar100.predictions[0].values[0],
+        without.predictions[0].values[0]
     );
     // A candidate missing one proxy is answered by the trees trained on
     // the architecture alone, exactly as one that sends none.
@@ -167,7 +185,14 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
         .interval_half_width_without_proxies
         .expect("a model that reads proxies has a second interval");
     assert!(acc.interval_half_width > 0.0 && acc_without > acc.interval_half_width);
-    assert!(c100.interval_half_width > 0.0 && c100.interval_half_width_without_proxies.is_none());
+    let c100_without = c100
+        .interval_half_width_without_proxies
+        .expect("the CIFAR-100 model reads its stand-in's proxies");
+    assert!(c100.interval_half_width > 0.0 && c100_without > c100.interval_half_width);
+    // Whose proxies each model reads, as a client learns it.
+    assert_eq!(acc.proxy_dataset, "cifar10");
+    assert_eq!(c100.proxy_dataset, "cifar10");
+    assert_eq!(info("cifar10/edgegpu_latency").proxy_dataset, "");
     for held in [
         acc.heldout_interval_coverage,
         c100.heldout_interval_coverage,
@@ -184,11 +209,9 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
         widths(&on_cifar10),
         [acc.interval_half_width, c100.interval_half_width]
     );
-    assert_eq!(
-        widths(&on_imagenet),
-        [acc_without, c100.interval_half_width]
-    );
-    assert_eq!(widths(&partial), [acc_without, c100.interval_half_width]);
+    assert_eq!(widths(&on_imagenet), [acc_without, c100_without]);
+    assert_eq!(widths(&on_cifar100), [acc_without, c100_without]);
+    assert_eq!(widths(&partial), [acc_without, c100_without]);
     assert!(widths(&without).is_empty(), "not asked for");
 
     // A dead op changes neither the key nor accuracy, but does change latency.

@@ -57,6 +57,10 @@ def test_predict_stream_and_rank(server):
 
         served = {o.objective: o for o in client.list_objectives()}
         assert set(served) == set(OBJECTIVES)
+        # Which dataset's proxies each model reads: the accuracy model its
+        # own dataset's, the latency model none.
+        assert served["cifar10/val_acc_200ep"].proxy_dataset == "cifar10"
+        assert served["cifar10/edgegpu_latency"].proxy_dataset == ""
 
 
 def test_every_prediction_can_carry_its_interval(server):

@@ -1,5 +1,7 @@
-//! The datasets objectives and proxies refer to. A model only ever uses
-//! proxies computed on its own dataset.
+//! The datasets objectives and proxies refer to. A model uses proxies
+//! computed on one dataset, the one it was trained with: its own where the
+//! data has them, else a stand-in of the same input shape
+//! ([`Dataset::proxy_sources`]).
 
 use std::fmt;
 
@@ -43,6 +45,21 @@ impl Dataset {
         }
     }
 
+    /// The datasets whose zero-cost proxies a model of this dataset may
+    /// read, best first: its own, then those of the same input resolution.
+    /// A network computes on the same shapes there (only the classifier
+    /// head differs), so where no proxies of the dataset itself are at hand
+    /// (NAS-Bench-Suite-Zero has none for CIFAR-100 on NAS-Bench-201),
+    /// those of its stand-in still rank its networks: `docs/quality.md`
+    /// measures what CIFAR-10's proxies do for CIFAR-100's objectives.
+    pub fn proxy_sources(self) -> &'static [Dataset] {
+        match self {
+            Dataset::Cifar10 => &[Dataset::Cifar10, Dataset::Cifar100],
+            Dataset::Cifar100 => &[Dataset::Cifar100, Dataset::Cifar10],
+            Dataset::ImageNet16_120 => &[Dataset::ImageNet16_120],
+        }
+    }
+
     /// Comma-separated names, for error messages.
     pub fn names() -> String {
         Dataset::ALL.map(Dataset::name).join(", ")
@@ -52,5 +69,25 @@ impl Dataset {
 impl fmt::Display for Dataset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_sources_start_with_the_dataset_itself_and_keep_its_resolution() {
+        for ds in Dataset::ALL {
+            let sources = ds.proxy_sources();
+            assert_eq!(sources.first(), Some(&ds));
+            assert!(sources.iter().all(|s| s.resolution() == ds.resolution()));
+            // Each dataset of the same resolution is offered once.
+            let same: Vec<_> = Dataset::ALL
+                .into_iter()
+                .filter(|s| s.resolution() == ds.resolution())
+                .collect();
+            assert_eq!(sources.len(), same.len(), "{ds}");
+        }
     }
 }

@@ -151,6 +151,10 @@ class ObjectiveInfo:
     interval_half_width_without_proxies: Optional[float] = None
     #: how often the true value fell inside it on held-out rows
     heldout_interval_coverage: Optional[float] = None
+    #: for a model that reads proxies, the dataset they must be computed on
+    #: (``dataset=`` of ``predict``): its own, or a stand-in where its
+    #: training data had none of its own; ``""`` for a model without proxies
+    proxy_dataset: str = ""
 
 
 @dataclass(frozen=True)
@@ -456,6 +460,7 @@ class Client:
                 heldout_interval_coverage=(
                     o.heldout_interval_coverage if o.HasField("heldout_interval_coverage") else None
                 ),
+                proxy_dataset=o.proxy_dataset,
             )
             for o in r.objectives
         ]

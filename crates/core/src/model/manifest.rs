@@ -84,6 +84,12 @@ pub struct Manifest {
     pub objective: String,
     pub search_space: String,
     pub dataset: String,
+    /// The dataset the proxies the model reads were computed on, where it
+    /// reads any: its own, or a stand-in where the data had none of its
+    /// own (`Dataset::proxy_sources`). Absent in models trained before it
+    /// was recorded, which read their own dataset's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_dataset: Option<String>,
     pub unit: String,
     /// Unique and sortable by creation: `<UTC time>-<model hash prefix>`.
     pub version: String,

@@ -52,6 +52,9 @@ pub enum ModelError {
 pub struct Model {
     pub manifest: Manifest,
     pub dataset: Dataset,
+    /// The dataset a candidate's proxies must be computed on for this model
+    /// to read them: the manifest's `proxy_dataset`, else its own.
+    pub proxy_dataset: Dataset,
     pub space: Arc<dyn SearchSpace>,
     forest: Forest,
     features: FeatureMap,
@@ -120,6 +123,11 @@ impl Model {
         }
         let dataset = Dataset::from_name(&manifest.dataset)
             .ok_or_else(|| invalid(format!("unknown dataset {:?}", manifest.dataset)))?;
+        let proxy_dataset = match &manifest.proxy_dataset {
+            None => dataset,
+            Some(name) => Dataset::from_name(name)
+                .ok_or_else(|| invalid(format!("unknown proxy_dataset {name:?}")))?,
+        };
         let space = spaces
             .get(&manifest.search_space)
             .cloned()
@@ -154,6 +162,7 @@ impl Model {
         let model = Model {
             manifest,
             dataset,
+            proxy_dataset,
             space,
             forest,
             features,
@@ -170,7 +179,7 @@ impl Model {
     }
 
     /// Predicts one candidate. `proxies` is `None` when the candidate's
-    /// proxies were not computed on this model's dataset. `row` is scratch
+    /// proxies were not computed on this model's `proxy_dataset`. `row` is scratch
     /// space, reused across calls to avoid allocating per prediction.
     pub fn predict(
         &self,

@@ -148,7 +148,7 @@ class ListObjectivesResponse(_message.Message):
     def __init__(self, objectives: _Optional[_Iterable[_Union[ObjectiveInfo, _Mapping]]] = ...) -> None: ...
 
 class ObjectiveInfo(_message.Message):
-    __slots__ = ("objective", "dataset", "search_space", "unit", "model_version", "training_rows", "feature_names", "heldout_kendall_tau", "heldout_spearman_rho", "heldout_rmse", "heldout_rows", "created_at", "training_data_sha256", "load_error", "model_study", "interval_half_width", "interval_coverage", "heldout_interval_coverage", "interval_half_width_without_proxies")
+    __slots__ = ("objective", "dataset", "search_space", "unit", "model_version", "training_rows", "feature_names", "heldout_kendall_tau", "heldout_spearman_rho", "heldout_rmse", "heldout_rows", "created_at", "training_data_sha256", "load_error", "model_study", "interval_half_width", "interval_coverage", "heldout_interval_coverage", "interval_half_width_without_proxies", "proxy_dataset")
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SEARCH_SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,7 @@ class ObjectiveInfo(_message.Message):
     INTERVAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     HELDOUT_INTERVAL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_HALF_WIDTH_WITHOUT_PROXIES_FIELD_NUMBER: _ClassVar[int]
+    PROXY_DATASET_FIELD_NUMBER: _ClassVar[int]
     objective: str
     dataset: str
     search_space: str
@@ -187,4 +188,5 @@ class ObjectiveInfo(_message.Message):
     interval_coverage: float
     heldout_interval_coverage: float
     interval_half_width_without_proxies: float
-    def __init__(self, objective: _Optional[str] = ..., dataset: _Optional[str] = ..., search_space: _Optional[str] = ..., unit: _Optional[str] = ..., model_version: _Optional[str] = ..., training_rows: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., heldout_kendall_tau: _Optional[float] = ..., heldout_spearman_rho: _Optional[float] = ..., heldout_rmse: _Optional[float] = ..., heldout_rows: _Optional[int] = ..., created_at: _Optional[str] = ..., training_data_sha256: _Optional[str] = ..., load_error: _Optional[str] = ..., model_study: _Optional[str] = ..., interval_half_width: _Optional[float] = ..., interval_coverage: _Optional[float] = ..., heldout_interval_coverage: _Optional[float] = ..., interval_half_width_without_proxies: _Optional[float] = ...) -> None: ...
+    proxy_dataset: str
+    def __init__(self, objective: _Optional[str] = ..., dataset: _Optional[str] = ..., search_space: _Optional[str] = ..., unit: _Optional[str] = ..., model_version: _Optional[str] = ..., training_rows: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., heldout_kendall_tau: _Optional[float] = ..., heldout_spearman_rho: _Optional[float] = ..., heldout_rmse: _Optional[float] = ..., heldout_rows: _Optional[int] = ..., created_at: _Optional[str] = ..., training_data_sha256: _Optional[str] = ..., load_error: _Optional[str] = ..., model_study: _Optional[str] = ..., interval_half_width: _Optional[float] = ..., interval_coverage: _Optional[float] = ..., heldout_interval_coverage: _Optional[float] = ..., interval_half_width_without_proxies: _Optional[float] = ..., proxy_dataset: _Optional[str] = ...) -> None: ...
