@@ -162,6 +162,41 @@ fn the_served_layout_also_scores_the_test_networks_sent_without_proxies() {
 }
 
 /// Tau-b by its definition, O(n^2).
+/// An objective whose dataset has no proxies in the tables is given its
+/// stand-in's (CIFAR-100's get CIFAR-10's, the networks' own), and the
+/// report says so; one with its own keeps them.
+#[test]
+fn cifar100_reads_cifar10_proxies_and_the_report_names_the_stand_in() {
+    use nasperf::{dataset::Dataset, eval::report};
+
+    let objectives: Vec<_> = ["cifar100/test_acc_200ep", OBJECTIVE]
+        .iter()
+        .map(|id| objectives::get(id).expect("in the catalogue").clone())
+        .collect();
+    let data = eval::load(&common::benchdata(), &objectives).expect("tables load");
+    let (c100, c10) = (&data[0], &data[1]);
+    assert_eq!(c100.proxy_dataset, Some(Dataset::Cifar10));
+    assert_eq!(c10.proxy_dataset, Some(Dataset::Cifar10));
+    assert!(eval::has_proxies(c100));
+    // The same networks get the same proxies, whichever objective reads them.
+    let proxies = FeatureSet(vec![eval::Block::Proxies]);
+    let (m100, m10) = (c100.matrix(&proxies), c10.matrix(&proxies));
+    let width = m10.names.len();
+    let row = |m: &eval::Matrix, cells: &[nasperf::space::nb201::cell::Cell], cell| {
+        let i = cells
+            .iter()
+            .position(|c| *c == cell)
+            .expect("a canonical network");
+        m.values[i * width..(i + 1) * width].to_vec()
+    };
+    for &cell in c10.cells.iter().take(50) {
+        assert_eq!(row(&m100, &c100.cells, cell), row(&m10, &c10.cells, cell));
+    }
+    let notes = report::proxy_stand_ins(&data);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("cifar100/test_acc_200ep") && notes[0].contains("cifar10"));
+}
+
 fn brute_force_tau_b(x: &[f64], y: &[f64]) -> f64 {
     let (mut concordant, mut discordant, mut only_x, mut only_y) = (0i64, 0i64, 0i64, 0i64);
     for i in 0..x.len() {

@@ -110,6 +110,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     for d in &data {
         eprintln!("{}: {} networks", d.objective.id, d.len());
     }
+    let stand_ins = report::proxy_stand_ins(&data);
 
     let bar = ProgressBar::new(0);
     let outcome = eval::run(&protocol, &data, &bar)?;
@@ -172,7 +173,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    let markdown = report::markdown(&cells, &command, outcome.seconds, &figures);
+    let markdown = report::markdown(&cells, &command, outcome.seconds, &figures, &stand_ins);
     let md_path = args.out.join("quality.md");
     std::fs::write(&md_path, &markdown)
         .with_context(|| format!("writing {}", md_path.display()))?;
@@ -180,6 +181,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         "command": command,
         "seconds": outcome.seconds,
         "cells": cells,
+        // Which dataset's proxies each objective read (null: none).
+        "proxy_datasets": data
+            .iter()
+            .map(|d| (d.objective.id.as_str(), d.proxy_dataset.map(|p| p.name())))
+            .collect::<std::collections::BTreeMap<_, _>>(),
         "runs": outcome.runs,
         "reference_runs": references,
     });

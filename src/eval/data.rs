@@ -6,6 +6,7 @@ use std::{collections::HashMap, fmt, path::Path, str::FromStr};
 
 use crate::{
     bench,
+    dataset::Dataset,
     features::{PROXIES_SENT_FEATURE, PROXY_FEATURE_PREFIX, PROXY_NAMES, ProxyValues},
     objectives::{Objective, ObjectiveKind},
     space::nb201::{
@@ -111,6 +112,9 @@ pub struct ObjectiveData {
     graph: Vec<f64>,
     /// NaN where the proxy table lacks a network.
     proxies: Vec<ProxyValues>,
+    /// The dataset the proxies were computed on; `None` where the tables
+    /// have none for the objective.
+    pub proxy_dataset: Option<Dataset>,
     /// Related objectives' values of `cells[i]` ([`ObjectiveData::relate`]).
     pub related: Vec<train::RelatedTarget>,
 }
@@ -218,7 +222,7 @@ impl ObjectiveData {
             let row = set.row(i);
             graph.extend(graph_columns.iter().map(|&c| row[c]));
         }
-        let proxies = cells
+        let proxy_values = cells
             .iter()
             .map(|c| {
                 proxies
@@ -232,7 +236,8 @@ impl ObjectiveData {
             targets,
             graph_names,
             graph,
-            proxies,
+            proxies: proxy_values,
+            proxy_dataset: proxies.map(|p| p.dataset),
             related: Vec::new(),
         })
     }

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt::Write};
 
 use serde::Serialize;
 
-use super::{Run, reference::ReferenceRun};
+use super::{ObjectiveData, Run, reference::ReferenceRun};
 
 /// Mean and standard deviation (n - 1) over seeds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -216,9 +216,34 @@ fn percent(s: &Spread) -> String {
     format!("{:.1}% ± {:.1}", 100.0 * s.mean, 100.0 * s.std)
 }
 
+/// Which objectives' proxies were computed on another dataset (a stand-in
+/// of the same input size, [`crate::dataset::Dataset::proxy_sources`]),
+/// one sentence each, for the report.
+pub fn proxy_stand_ins(data: &[ObjectiveData]) -> Vec<String> {
+    data.iter()
+        .filter_map(|d| {
+            let source = d.proxy_dataset?;
+            (source != d.objective.dataset).then(|| {
+                format!(
+                    "`{}` reads the proxies of {source}: the tables have none of {}'s. \
+                     The reference gets the same.",
+                    d.objective.id, d.objective.dataset
+                )
+            })
+        })
+        .collect()
+}
+
 /// The report as Markdown. `command` is what produced it; `figures` the
-/// PNG file names written beside it.
-pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String]) -> String {
+/// PNG file names written beside it; `notes` sentences on the data, such
+/// as [`proxy_stand_ins`].
+pub fn markdown(
+    cells: &[Cell],
+    command: &str,
+    seconds: f64,
+    figures: &[String],
+    notes: &[String],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Prediction quality\n");
     let _ = writeln!(
@@ -236,6 +261,12 @@ pub fn markdown(cells: &[Cell], command: &str, seconds: f64, figures: &[String])
          training networks: the mean and standard deviation of ours minus theirs, and on how \
          many splits ours was higher.\n"
     );
+    for note in notes {
+        let _ = writeln!(out, "- {note}");
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "| objective | N | ours (features) | reference (best model, features) | Δ | same split | ahead |"
@@ -430,7 +461,7 @@ mod tests {
         let mut runs = vec![ours(0, 0.7), ours(1, 0.6)];
         let plain = cells(&runs, &[]);
         assert!(plain[0].without_proxies.is_none());
-        assert!(!markdown(&plain, "nasperf eval", 1.0, &[]).contains("without proxies"));
+        assert!(!markdown(&plain, "nasperf eval", 1.0, &[], &[]).contains("without proxies"));
         runs[0].without_proxies = Some(without(0.75));
         assert!(
             cells(&runs, &[])[0].without_proxies.is_none(),
@@ -443,7 +474,7 @@ mod tests {
             .as_ref()
             .expect("every seed scored");
         assert!((w.coverage.mean - 0.8).abs() < 1e-12 && w.kendall_tau.n == 2);
-        let text = markdown(&scored, "nasperf eval", 1.0, &[]);
+        let text = markdown(&scored, "nasperf eval", 1.0, &[], &[]);
         assert!(
             text.contains("## Candidates sent without proxies"),
             "{text}"
@@ -504,7 +535,7 @@ mod tests {
         assert!((r.same_split.difference.mean - 0.02).abs() < 1e-12);
         assert_eq!(cells[0].ahead(), Some(true));
         assert_eq!(cells[0].clearly_ahead(), Some(false));
-        let text = markdown(&cells, "nasperf eval", 1.0, &[]);
+        let text = markdown(&cells, "nasperf eval", 1.0, &[], &[]);
         assert!(text.contains("| +0.020 ± 0.010, 3 of 3 | yes |"), "{text}");
         assert!(text.contains("higher on every split in 1."), "{text}");
     }
