@@ -396,7 +396,6 @@ async fn attempt(
         set,
         train_idx,
         test_idx,
-        use_proxies,
     } = prepared;
     report.training_rows = train_idx.len();
     report.heldout_rows = test_idx.len();
@@ -471,7 +470,6 @@ async fn attempt(
                 &proxy_sources,
                 serving_model,
                 &config,
-                use_proxies,
             )
         })
         .await
@@ -561,7 +559,6 @@ struct Prepared {
     set: TrainingSet,
     train_idx: Vec<usize>,
     test_idx: Vec<usize>,
-    use_proxies: bool,
 }
 
 /// Forms the training rows and the fixed split.
@@ -590,7 +587,6 @@ fn prepare(
             dataset: *dataset,
             values: p,
         });
-    let use_proxies = source.is_some();
     let mut set = train::build_training_set_from_sums(objective, sums, source, &space)
         .map_err(|e| e.to_string())?;
     for (r, measured) in related {
@@ -608,7 +604,6 @@ fn prepare(
         set,
         train_idx,
         test_idx,
-        use_proxies,
     })
 }
 
@@ -644,8 +639,9 @@ fn fit_and_judge(
     proxies: &[(Dataset, Arc<CellProxies>)],
     serving: Option<(crate::model::Manifest, String)>,
     config: &RetrainConfig,
-    use_proxies: bool,
 ) -> Result<Trained, String> {
+    // Whether the set was formed with proxies (`prepare`) is what it says.
+    let use_proxies = set.proxy_dataset.is_some();
     let fitted = train::fit(&set, train_idx, &config.train).map_err(|e| e.to_string())?;
     let heldout = train::evaluate(&fitted, &set, test_idx);
     let spaces = SearchSpaces::builtin();

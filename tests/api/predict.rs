@@ -95,24 +95,18 @@ async fn proxies_are_used_only_on_their_dataset_and_canonical_twins_agree() {
             intervals: true,
         }
     };
-    let on_cifar10 = app
-        .client
-        .predict(with("cifar10"))
-        .await
-        .unwrap()
-        .into_inner();
-    let on_imagenet = app
-        .client
-        .predict(with("ImageNet16-120"))
-        .await
-        .unwrap()
-        .into_inner();
-    let on_cifar100 = app
-        .client
-        .predict(with("cifar100"))
-        .await
-        .unwrap()
-        .into_inner();
+    // The same proxies, said to be computed on each dataset in turn.
+    let mut answers = Vec::new();
+    for dataset in ["cifar10", "ImageNet16-120", "cifar100"] {
+        answers.push(
+            app.client
+                .predict(with(dataset))
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    let [on_cifar10, on_imagenet, on_cifar100] = <[_; 3]>::try_from(answers).unwrap();
     let without = app
         .client
         .predict(request(
